@@ -1,0 +1,19 @@
+/** `pgfleet backup <project> <env> [--type T]`: one backup under the target's lock; prints its path. */
+import { takeBackup, type BackupOptions } from '../backup.js';
+import { findTarget } from '../config/load.js';
+import type { Context } from '../context.js';
+import { withLock } from '../lock.js';
+import type { StoredBackup } from '../repository.js';
+
+export interface BackupCommandOptions extends BackupOptions {
+  project: string;
+  environment: string;
+}
+
+export async function runBackup(ctx: Context, o: BackupCommandOptions): Promise<StoredBackup> {
+  const target = findTarget(ctx.config, o.project, o.environment);
+  // Lock, dump, record; the lock goes however the dump ends.
+  const b = await withLock(ctx.repo.targetDir(target.project, target.environment), target, `backup --type ${o.type}`, () => takeBackup(ctx, target, o));
+  ctx.out(b.path);
+  return b;
+}

@@ -1,0 +1,70 @@
+/** `pgfleet list [<project> [<env>]] [--json]`: complete backups only, newest first. */
+import { selectTargets } from '../config/load.js';
+import type { Context } from '../context.js';
+import type { StoredBackup } from '../repository.js';
+
+export interface ListedBackup {
+  id: string;
+  project: string;
+  environment: string;
+  database: string;
+  type: string;
+  release: string | null;
+  created_at: string;
+  size_bytes: number;
+  sha256: string;
+  path: string;
+  verification: { status: string; verified_at: string; error?: string } | null;
+}
+
+export function listed(b: StoredBackup): ListedBackup {
+  const m = b.meta;
+  return {
+    id: m.id,
+    project: m.project,
+    environment: m.environment,
+    database: m.database,
+    type: m.type,
+    release: m.release,
+    created_at: m.created_at,
+    size_bytes: m.size_bytes,
+    sha256: m.sha256,
+    path: b.path,
+    verification: m.verification ? { status: m.verification.status, verified_at: m.verification.verified_at, ...(m.verification.error ? { error: m.verification.error } : {}) } : null,
+  };
+}
+
+export function humanSize(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) [v, i] = [v / 1024, i + 1];
+  return `${i ? v.toFixed(1) : v} ${units[i]}`;
+}
+
+export async function runList(ctx: Context, o: { project?: string; environment?: string; json?: boolean }): Promise<ListedBackup[]> {
+  const targets = selectTargets(ctx.config, o.project, o.environment);
+  const all = (await Promise.all(targets.map((t) => ctx.repo.list(t.project, t.environment)))).flat().map(listed);
+  all.sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id, 'en', { numeric: true }));
+  if (o.json) {
+    ctx.out(JSON.stringify(all, null, 2));
+    return all;
+  }
+  if (!all.length) {
+    ctx.out('no backups');
+    return all;
+  }
+  const rows = all.map((b) => [
+    `${b.project}/${b.environment}`,
+    b.id,
+    b.type,
+    b.created_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+    humanSize(b.size_bytes),
+    b.verification ? `${b.verification.status} ${b.verification.verified_at.slice(0, 10)}` : 'unverified',
+    b.path,
+  ]);
+  const head = ['TARGET', 'ID', 'TYPE', 'CREATED (UTC)', 'SIZE', 'VERIFIED', 'PATH'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  for (const r of [head, ...rows]) ctx.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
+  return all;
+}

@@ -1,0 +1,315 @@
+/**
+ * Load projects.yml: parse (yaml, keeping positions), validate (zod), check the rules zod cannot
+ * express, and report every problem at once with file, line and key path. Returns the resolved
+ * targets (project × environment) with every default filled in.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+import { LineCounter, parseDocument, isMap, isScalar, type Document, type Node as YamlNode } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, UsageError, type ConfigIssue } from '../errors.js';
+import { isSegment } from './names.js';
+import { DURATION, ProjectsFile, type DatabaseConfig, type PlatformConfig } from './schema.js';
+
+export interface BackupPolicy {
+  enabled: boolean;
+  retention_days: number;
+  keep_daily: number;
+  keep_weekly: number;
+  keep_monthly: number;
+  pre_migration_days: number;
+  verify_on_restore: boolean;
+  compression_level: number;
+  lock_wait_timeout_ms: number;
+}
+
+export interface Target {
+  project: string;
+  environment: string;
+  database: string;
+  user?: string;
+  /** Absent: reached directly with DATABASE_URL. */
+  container?: string;
+  appContainers: string[];
+  hooks: { rollback?: string[] };
+  backup: BackupPolicy;
+  /** configs/<project>/.env.<environment>, next to projects.yml. */
+  envFile: string;
+}
+
+export interface PlatformSettings {
+  backupRoot: string;
+  containerCli: 'docker' | 'podman';
+  concurrency: number;
+  maxBackupAgeMs: number;
+  verifyContainer?: string;
+  notify: { webhookUrlEnv?: string; on: ('failure' | 'success')[] };
+  metricsTextfile?: string;
+}
+
+export interface LoadedConfig {
+  file: string;
+  platform: PlatformSettings;
+  targets: Target[];
+}
+
+export const DEFAULTS = {
+  backup_root: '/opt/backups',
+  container_cli: 'docker' as const,
+  concurrency: 2,
+  max_backup_age: '26h',
+  retention_days: 30,
+  keep_daily: 7,
+  keep_weekly: 4,
+  keep_monthly: 12,
+  pre_migration_days: 90,
+  compression_level: 3,
+  lock_wait_timeout: '5m',
+};
+
+export function parseDuration(s: string): number {
+  const m = DURATION.exec(s);
+  if (!m) throw new UsageError(`not a duration: ${JSON.stringify(s)} (expected e.g. 30s, 5m, 26h, 7d)`);
+  const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 }[m[2] as 's'];
+  return Number(m[1]) * unit;
+}
+
+function lineOf(doc: Document, lc: LineCounter, p: readonly PropertyKey[], key?: string): number | undefined {
+  for (let n = p.length; n >= 0; n--) {
+    const node = (n === 0 ? doc.contents : doc.getIn(p.slice(0, n) as unknown[], true)) as YamlNode | undefined;
+    if (!node) continue;
+    if (key !== undefined && n === p.length && isMap(node)) {
+      const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === key);
+      const r = (pair?.key as YamlNode | undefined)?.range;
+      if (r) return lc.linePos(r[0]).line;
+    }
+    if (node.range) return lc.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+export function didYouMean(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const dist = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (dist < bestD) [best, bestD] = [k, dist];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+/** The zod object schema found at a data path, to list the keys it accepts. */
+function keysAt(schema: z.ZodType, p: readonly PropertyKey[]): string[] {
+  type Def = { type: string; innerType?: z.ZodType; shape?: Record<string, z.ZodType>; catchall?: z.ZodType; valueType?: z.ZodType; element?: z.ZodType };
+  const def = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
+  const unwrap = (s: z.ZodType): z.ZodType => {
+    while (['optional', 'nullable', 'default'].includes(def(s).type) && def(s).innerType) s = def(s).innerType!;
+    return s;
+  };
+  let s: z.ZodType | undefined = unwrap(schema);
+  for (const seg of p) {
+    if (!s) return [];
+    const d = def(s);
+    if (d.type === 'object') s = d.shape?.[String(seg)] ?? d.catchall;
+    else if (d.type === 'record') s = d.valueType;
+    else if (d.type === 'array') s = d.element;
+    else return [];
+    s = s && unwrap(s);
+  }
+  return s && def(s).type === 'object' ? Object.keys(def(s).shape ?? {}) : [];
+}
+
+const dotted = (p: readonly PropertyKey[]) => p.map(String).join('.');
+
+/** Parse and validate; returns every issue found, never throws for bad content. */
+export function checkConfigText(text: string, file: string): { data?: z.infer<typeof ProjectsFile>; issues: ConfigIssue[] } {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  const issues: ConfigIssue[] = [];
+  for (const e of doc.errors) issues.push({ file, line: e.linePos?.[0]?.line, path: '', message: `YAML: ${e.message.split('\n')[0]}` });
+  if (issues.length) return { issues };
+  const raw = doc.toJS() ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) return { issues: [{ file, line: 1, path: '', message: 'expected a mapping of project names' }] };
+
+  const parsed = ProjectsFile.safeParse(raw);
+  if (!parsed.success) {
+    for (const iss of parsed.error.issues) {
+      if (iss.code === 'unrecognized_keys') {
+        const known = keysAt(ProjectsFile, iss.path);
+        for (const k of iss.keys) {
+          const hint = didYouMean(k, known);
+          issues.push({ file, line: lineOf(doc, lc, iss.path, k), path: dotted([...iss.path, k]), message: `unknown key${hint ? ` (did you mean "${hint}"?)` : ''}` });
+        }
+      } else {
+        issues.push({ file, line: lineOf(doc, lc, iss.path), path: dotted(iss.path), message: iss.message });
+      }
+    }
+  }
+  for (const name of Object.keys(raw)) {
+    if (name !== 'platform' && !isSegment(name))
+      issues.push({ file, line: lineOf(doc, lc, [], name), path: name, message: 'not a valid project name (letters, digits, "_", "-", "."; no leading dash, no "..")' });
+  }
+  // Rules across keys: app_containers and hooks name environments that exist.
+  for (const [name, proj] of Object.entries(raw as Record<string, { database?: DatabaseConfig }>)) {
+    const db = name !== 'platform' ? proj?.database : undefined;
+    if (!db || typeof db !== 'object' || !db.databases || typeof db.app_containers !== 'object' || !db.app_containers) continue;
+    for (const env of Object.keys(db.app_containers))
+      if (!(env in db.databases))
+        issues.push({ file, line: lineOf(doc, lc, [name, 'database', 'app_containers'], env), path: `${name}.database.app_containers.${env}`, message: `no such environment in ${name}.database.databases` });
+  }
+  return issues.length ? { issues } : { data: parsed.data, issues };
+}
+
+function resolvePlatform(p: PlatformConfig | undefined, env: NodeJS.ProcessEnv, dir: string): PlatformSettings {
+  const root = env.PGFLEET_BACKUP_ROOT || p?.backup_root || DEFAULTS.backup_root;
+  const cli = env.PGFLEET_CONTAINER_CLI || p?.container_cli || DEFAULTS.container_cli;
+  if (cli !== 'docker' && cli !== 'podman') throw new UsageError(`PGFLEET_CONTAINER_CLI must be docker or podman, not ${JSON.stringify(cli)}`);
+  return {
+    backupRoot: path.resolve(dir, root),
+    containerCli: cli,
+    concurrency: p?.concurrency ?? DEFAULTS.concurrency,
+    maxBackupAgeMs: parseDuration(p?.max_backup_age ?? DEFAULTS.max_backup_age),
+    verifyContainer: p?.verify?.container,
+    notify: { webhookUrlEnv: p?.notify?.webhook_url_env, on: p?.notify?.on ?? ['failure'] },
+    metricsTextfile: p?.metrics?.textfile ? path.resolve(dir, p.metrics.textfile) : undefined,
+  };
+}
+
+function resolveTargets(data: z.infer<typeof ProjectsFile>, dir: string): Target[] {
+  const pb = data.platform?.backup ?? {};
+  const targets: Target[] = [];
+  for (const [project, proj] of Object.entries(data)) {
+    if (project === 'platform') continue;
+    const db = (proj as { database?: DatabaseConfig }).database;
+    if (!db) continue;
+    const b = db.backup ?? {};
+    for (const [environment, database] of Object.entries(db.databases)) {
+      targets.push({
+        project,
+        environment,
+        database,
+        user: db.user,
+        container: db.container,
+        appContainers: db.app_containers?.[environment] ?? [],
+        hooks: { rollback: db.hooks?.rollback },
+        envFile: path.join(dir, 'configs', project, `.env.${environment}`),
+        backup: {
+          enabled: b.enabled ?? true,
+          retention_days: b.retention_days ?? pb.retention_days ?? DEFAULTS.retention_days,
+          keep_daily: b.keep_daily ?? pb.keep_daily ?? DEFAULTS.keep_daily,
+          keep_weekly: b.keep_weekly ?? pb.keep_weekly ?? DEFAULTS.keep_weekly,
+          keep_monthly: b.keep_monthly ?? pb.keep_monthly ?? DEFAULTS.keep_monthly,
+          pre_migration_days: b.pre_migration_days ?? pb.pre_migration_days ?? DEFAULTS.pre_migration_days,
+          verify_on_restore: b.verify_on_restore ?? true,
+          compression_level: b.compression_level ?? pb.compression_level ?? DEFAULTS.compression_level,
+          lock_wait_timeout_ms: parseDuration(b.lock_wait_timeout ?? pb.lock_wait_timeout ?? DEFAULTS.lock_wait_timeout),
+        },
+      });
+    }
+  }
+  return targets;
+}
+
+/** Load and validate projects.yml. Throws ConfigError listing every problem. */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (e) {
+    throw new ConfigError([{ file, path: '', message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }]);
+  }
+  const { data, issues } = checkConfigText(text, file);
+  if (!data) throw new ConfigError(issues);
+  const dir = path.dirname(abs);
+  return { file: abs, platform: resolvePlatform(data.platform, env, dir), targets: resolveTargets(data, dir) };
+}
+
+export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return flag || env.PGFLEET_CONFIG || 'projects.yml';
+}
+
+/** The target for project/environment, or a usage error naming what exists. */
+export function findTarget(config: LoadedConfig, project: string, environment: string): Target {
+  const ofProject = config.targets.filter((t) => t.project === project);
+  if (ofProject.length === 0) {
+    const names = [...new Set(config.targets.map((t) => t.project))];
+    throw new UsageError(`unknown project "${project}" in ${config.file} (projects with a database: ${names.join(', ') || 'none'})`);
+  }
+  const t = ofProject.find((x) => x.environment === environment);
+  if (!t) throw new UsageError(`project "${project}" has no environment "${environment}" (has: ${ofProject.map((x) => x.environment).join(', ')})`);
+  return t;
+}
+
+/** Targets matching optional project/environment filters; an unknown filter is a usage error. */
+export function selectTargets(config: LoadedConfig, project?: string, environment?: string): Target[] {
+  if (project && environment) return [findTarget(config, project, environment)];
+  if (project) {
+    const ts = config.targets.filter((t) => t.project === project);
+    if (!ts.length) findTarget(config, project, '');
+    return ts;
+  }
+  const ts = config.targets.filter((t) => !environment || t.environment === environment);
+  if (environment && !ts.length) throw new UsageError(`no project has an environment "${environment}"`);
+  return ts;
+}
+
+export interface Credentials {
+  password?: string;
+  databaseUrl?: string;
+}
+
+/**
+ * Credentials for a target: configs/<project>/.env.<environment> first, then the process
+ * environment (PGPASSWORD, DATABASE_URL). Never from projects.yml. Values are returned only to be
+ * handed to a child's environment.
+ */
+export function loadCredentials(target: Target, env: NodeJS.ProcessEnv = process.env): Credentials {
+  const vars = readEnvFile(target);
+  return {
+    password: vars.PGPASSWORD ?? env.PGPASSWORD ?? undefined,
+    databaseUrl: vars.DATABASE_URL ?? env.DATABASE_URL ?? undefined,
+  };
+}
+
+function readEnvFile(target: Target): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(target.envFile, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new ConfigError([{ file: target.envFile, path: '', message: `cannot read: ${(e as NodeJS.ErrnoException).code}` }]);
+  }
+  return parseEnv(text) as Record<string, string>;
+}
+
+/** Problems with a target's env file, for `config check` (values are never shown). */
+export function checkEnvFile(target: Target): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const rel = path.relative(process.cwd(), target.envFile) || target.envFile;
+  let vars: Record<string, string> = {};
+  try {
+    vars = readEnvFile(target);
+    const st = statSync(target.envFile, { throwIfNoEntry: false });
+    if (st && (st.mode & 0o077) !== 0) issues.push({ file: rel, path: '', message: `readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it` });
+  } catch (e) {
+    return e instanceof ConfigError ? e.issues : [{ file: rel, path: '', message: String(e) }];
+  }
+  for (const k of Object.keys(vars))
+    if (!['PGPASSWORD', 'DATABASE_URL', 'PGUSER'].includes(k)) issues.push({ file: rel, path: k, message: 'unknown variable (pgfleet reads PGPASSWORD, DATABASE_URL)' });
+  if (!target.container) {
+    const url = vars.DATABASE_URL ?? process.env.DATABASE_URL;
+    if (!url) issues.push({ file: rel, path: 'DATABASE_URL', message: `${target.project}.database has no container, so DATABASE_URL is required` });
+    else if (!/^postgres(ql)?:\/\//.test(url)) issues.push({ file: rel, path: 'DATABASE_URL', message: 'not a postgresql:// URL' });
+  }
+  return issues;
+}

@@ -1,0 +1,83 @@
+/**
+ * projects.yml, as zod: the one source of truth. schemas/projects.schema.json is generated from
+ * this (scripts/gen-schemas.ts) and a test fails when the two drift.
+ *
+ * Top-level keys are projects; `platform:` is pgfleet's own. A project's keys other than
+ * `database:` belong to the deploy system and pass through unchecked; inside `database:` every key
+ * is checked.
+ */
+import { z } from 'zod';
+import { containerName, pgIdent, segmentName } from './names.js';
+
+export const DURATION = /^(\d+)(s|m|h|d|w)$/;
+
+const duration = z.string().regex(DURATION, { message: 'expected a duration like 26h, 90m, 7d' });
+const count = z.number().int().min(0);
+const argv = z.array(z.string().min(1)).min(1);
+
+export const Tiers = {
+  keep_daily: count.optional(),
+  keep_weekly: count.optional(),
+  keep_monthly: count.optional(),
+};
+
+export const PlatformBackup = z.strictObject({
+  ...Tiers,
+  retention_days: count.optional(),
+  pre_migration_days: count.optional(),
+  compression_level: z.number().int().min(1).max(19).optional(),
+  lock_wait_timeout: duration.optional(),
+});
+
+export const Platform = z.strictObject({
+  backup_root: z.string().min(1).optional(),
+  container_cli: z.enum(['docker', 'podman']).optional(),
+  concurrency: z.number().int().min(1).max(64).optional(),
+  max_backup_age: duration.optional(),
+  backup: PlatformBackup.optional(),
+  verify: z.strictObject({ container: containerName.optional() }).optional(),
+  notify: z
+    .strictObject({
+      webhook_url_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { message: 'expected an environment variable name' }).optional(),
+      on: z.array(z.enum(['failure', 'success'])).optional(),
+    })
+    .optional(),
+  metrics: z.strictObject({ textfile: z.string().min(1).optional() }).optional(),
+});
+
+export const DatabaseBackup = z.strictObject({
+  enabled: z.boolean().optional(),
+  retention_days: count.optional(),
+  ...Tiers,
+  pre_migration_days: count.optional(),
+  verify_on_restore: z.boolean().optional(),
+  compression_level: z.number().int().min(1).max(19).optional(),
+  lock_wait_timeout: duration.optional(),
+});
+
+export const Database = z.strictObject({
+  type: z.literal('postgresql'),
+  container: containerName.optional(),
+  databases: z.record(segmentName('environment name'), pgIdent('database name')).refine((m) => Object.keys(m).length > 0, {
+    message: 'at least one environment is needed',
+  }),
+  user: pgIdent('database user').optional(),
+  app_containers: z.record(segmentName('environment name'), z.array(containerName)).optional(),
+  hooks: z.strictObject({ rollback: argv.optional() }).optional(),
+  backup: DatabaseBackup.optional(),
+});
+
+/** A project: the deploy system's keys pass through; `database:` is ours. */
+export const Project = z.looseObject({ database: Database.optional() });
+
+export const ProjectsFile = z.looseObject({ platform: Platform.optional() }).catchall(Project);
+
+export type PlatformConfig = z.infer<typeof Platform>;
+export type DatabaseConfig = z.infer<typeof Database>;
+export type ProjectsFileConfig = z.infer<typeof ProjectsFile>;
+
+/** The keys accepted inside each strict object, for "did you mean" hints. */
+export function knownKeys(schema: z.ZodType): string[] {
+  const shape = (schema as unknown as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : [];
+}

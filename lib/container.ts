@@ -1,0 +1,120 @@
+/**
+ * How pgfleet reaches a target's PostgreSQL: through its container (`docker exec`, or podman in
+ * tests), or directly with DATABASE_URL for a project without `container`. Passwords go to the
+ * child's environment; on the exec line they appear only as `-e PGPASSWORD` with no value.
+ */
+import type { Credentials, Target } from './config/load.js';
+import { PgfleetError, type TargetRef } from './errors.js';
+import type { RunOptions, RunResult, Runner, Spawned } from './runner.js';
+
+/** The container CLI: inspect, start, stop. */
+export class ContainerCli {
+  constructor(
+    readonly runner: Runner,
+    readonly cli: 'docker' | 'podman',
+  ) {}
+
+  /** true/false for an existing container; null when there is no such container. */
+  async isRunning(name: string, target?: TargetRef): Promise<boolean | null> {
+    try {
+      const r = await this.runner.run([this.cli, 'inspect', '--format', '{{.State.Running}}', name], { target, what: `${this.cli} inspect` });
+      return r.stdout.trim() === 'true';
+    } catch (e) {
+      if (e instanceof PgfleetError && /no such (object|container)|no container with name/i.test(e.message)) return null;
+      throw e;
+    }
+  }
+
+  async image(name: string, target?: TargetRef): Promise<string> {
+    const r = await this.runner.run([this.cli, 'inspect', '--format', '{{.Config.Image}}', name], { target, what: `${this.cli} inspect` });
+    return r.stdout.trim();
+  }
+
+  async start(name: string, target?: TargetRef): Promise<void> {
+    await this.runner.run([this.cli, 'start', name], { target, what: `${this.cli} start` });
+  }
+
+  async stop(name: string, target?: TargetRef, timeoutSeconds = 10): Promise<void> {
+    await this.runner.run([this.cli, 'stop', '-t', String(timeoutSeconds), name], { target, what: `${this.cli} stop` });
+  }
+}
+
+/** Environment for a client reached directly: the URL split into libpq variables. */
+export function libpqEnvFromUrl(url: string): Record<string, string> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new PgfleetError('DATABASE_URL is not a valid URL');
+  }
+  const env: Record<string, string> = {};
+  const host = u.searchParams.get('host') ?? decodeURIComponent(u.hostname);
+  if (host) env.PGHOST = host;
+  if (u.port) env.PGPORT = u.port;
+  if (u.username) env.PGUSER = decodeURIComponent(u.username);
+  if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
+  const sslmode = u.searchParams.get('sslmode');
+  if (sslmode) env.PGSSLMODE = sslmode;
+  return env;
+}
+
+/**
+ * Runs PostgreSQL client programs (pg_dump, psql, pg_restore) where the target's database lives.
+ * `conn(db)` gives the connection arguments; callers add the rest.
+ */
+export class TargetShell {
+  readonly ref: TargetRef;
+  private readonly secrets: string[];
+  private readonly env: Record<string, string>;
+
+  constructor(
+    readonly runner: Runner,
+    readonly cli: ContainerCli,
+    readonly target: Target,
+    credentials: Credentials,
+    /** Run in this container instead of the target's (verification restores). */
+    readonly containerOverride?: string,
+  ) {
+    this.ref = { project: target.project, environment: target.environment };
+    if (this.container) {
+      this.env = credentials.password ? { PGPASSWORD: credentials.password } : {};
+    } else {
+      if (!credentials.databaseUrl) throw new PgfleetError(`${target.project}/${target.environment}: no container configured and no DATABASE_URL in ${target.envFile} or the environment`, 2, this.ref);
+      this.env = libpqEnvFromUrl(credentials.databaseUrl);
+      if (credentials.password && !this.env.PGPASSWORD) this.env.PGPASSWORD = credentials.password;
+    }
+    this.secrets = [credentials.password, credentials.databaseUrl, this.env.PGPASSWORD].filter((s): s is string => !!s);
+  }
+
+  get container(): string | undefined {
+    return this.containerOverride ?? this.target.container;
+  }
+
+  /** Where the database is reached, for messages. */
+  get where(): string {
+    return this.container ? `container ${this.container}` : 'DATABASE_URL';
+  }
+
+  /** -U user -d db (the user from config; with DATABASE_URL its user unless config names one). */
+  conn(database: string): string[] {
+    return [...(this.target.user ? ['-U', this.target.user] : []), '-d', database];
+  }
+
+  argv(program: string, args: readonly string[], interactive: boolean): string[] {
+    if (!this.container) return [program, ...args];
+    const envFlags = Object.keys(this.env).flatMap((k) => ['-e', k]);
+    return [this.cli.cli, 'exec', ...(interactive ? ['-i'] : []), ...envFlags, this.container, program, ...args];
+  }
+
+  private opts(o: RunOptions, program: string): RunOptions {
+    return { ...o, env: { ...this.env, ...o.env }, secrets: [...this.secrets, ...(o.secrets ?? [])], target: this.ref, what: o.what ?? program };
+  }
+
+  run(program: string, args: readonly string[], o: RunOptions = {}): Promise<RunResult> {
+    return this.runner.run(this.argv(program, args, o.input !== undefined), this.opts(o, program));
+  }
+
+  spawn(program: string, args: readonly string[], o: RunOptions & { interactive?: boolean } = {}): Spawned {
+    return this.runner.spawn(this.argv(program, args, !!o.interactive || o.input !== undefined), this.opts(o, program));
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * What every command receives instead of globals: the config, the clock, the logger, the process
+ * runner, the repository, and how to reach a target. Built once per CLI call (or per test).
+ */
+import type { Logger } from 'pino';
+import { clockFromEnv, type Clock } from './clock.js';
+import { loadConfig, loadCredentials, type LoadedConfig, type Target } from './config/load.js';
+import { ContainerCli, TargetShell } from './container.js';
+import { createLogger } from './log.js';
+import { Repository } from './repository.js';
+import { Runner } from './runner.js';
+
+export interface Deps {
+  runner: Runner;
+  logger: Logger;
+  clock: Clock;
+  env: NodeJS.ProcessEnv;
+  /** Aborted on SIGINT/SIGTERM: work stops, cleans up, and throws InterruptedError. */
+  signal?: AbortSignal;
+  /** Machine-readable output (stdout). */
+  out: (line: string) => void;
+  /** Show progress of long work (a TTY). */
+  progress: boolean;
+}
+
+export interface Context extends Deps {
+  config: LoadedConfig;
+  repo: Repository;
+  containers: ContainerCli;
+  shellFor(target: Target, containerOverride?: string): TargetShell;
+}
+
+export function defaultDeps(over: Partial<Deps> = {}): Deps {
+  const env = over.env ?? process.env;
+  return {
+    runner: over.runner ?? new Runner(),
+    logger: over.logger ?? createLogger(),
+    clock: over.clock ?? clockFromEnv(env),
+    env,
+    signal: over.signal,
+    out: over.out ?? ((line) => process.stdout.write(line + '\n')),
+    progress: over.progress ?? process.stderr.isTTY === true,
+  };
+}
+
+export function contextFor(configFile: string, deps: Deps): Context {
+  const config = loadConfig(configFile, deps.env);
+  const containers = new ContainerCli(deps.runner, config.platform.containerCli);
+  return {
+    ...deps,
+    config,
+    repo: new Repository(config.platform.backupRoot),
+    containers,
+    shellFor: (target, containerOverride) => new TargetShell(deps.runner, containers, target, loadCredentials(target, deps.env), containerOverride),
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * Files the way a backup tool must write them: directories 0700, files 0600 whatever the umask;
+ * whole files appear atomically (temp name, fsync, rename, fsync of the directory).
+ */
+import { promises as fs, constants } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export const DIR_MODE = 0o700;
+export const FILE_MODE = 0o600;
+/** Temporary files start with this, so they are never taken for a backup. */
+export const TEMP_PREFIX = '.tmp-';
+
+/** mkdir -p, with every directory it creates (and the leaf) at 0700. */
+export async function ensureDir(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      await fs.access(d);
+      break;
+    } catch {
+      missing.unshift(d);
+      if (path.dirname(d) === d) break;
+    }
+  }
+  await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
+  for (const d of missing) await fs.chmod(d, DIR_MODE);
+  await fs.chmod(dir, DIR_MODE);
+}
+
+export function tempPathFor(final: string): string {
+  return path.join(path.dirname(final), `${TEMP_PREFIX}${path.basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}`);
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const h = await fs.open(dir, constants.O_RDONLY);
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/** Publish a fully written, fsynced temp file under its final name. */
+export async function publish(temp: string, final: string): Promise<void> {
+  await fs.rename(temp, final);
+  await fsyncDir(path.dirname(final));
+}
+
+/** Write a whole file atomically at 0600: readers see the old content or the new, never a part. */
+export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
+  const tmp = tempPathFor(file);
+  const h = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
+  try {
+    await h.writeFile(data);
+    await h.chmod(FILE_MODE);
+    await h.sync();
+  } catch (e) {
+    await h.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  await h.close();
+  try {
+    await publish(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}

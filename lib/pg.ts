@@ -1,0 +1,127 @@
+/**
+ * SQL through psql where the database lives. Identifiers are quoted here (`ident`), and every
+ * name that reaches SQL was already checked by the config (lib/config/names.ts).
+ */
+import { PgfleetError, type TargetRef } from './errors.js';
+import type { Spawned } from './runner.js';
+import type { TargetShell } from './container.js';
+
+export const ident = (s: string) => '"' + s.replace(/"/g, '""') + '"';
+export const literal = (s: string) => "'" + s.replace(/'/g, "''") + "'";
+
+const PSQL_FLAGS = ['-X', '-q', '-A', '-t', '-w', '-v', 'ON_ERROR_STOP=1'];
+
+/** Run one SQL text in `database`; returns stdout (unaligned, tuples only). */
+export async function psql(sh: TargetShell, database: string, sql: string, signal?: AbortSignal): Promise<string> {
+  const r = await sh.run('psql', [...PSQL_FLAGS, ...sh.conn(database), '-c', sql], { what: 'psql', signal });
+  return r.stdout;
+}
+
+/**
+ * The row count of every table whose rows pg_dump dumps (ordinary tables and partitions, not
+ * extension members), as one JSON object {"schema"."table": rows}. Meant to run inside the
+ * snapshot a dump uses, or against a restored copy; the two sides then compare exactly.
+ */
+export const ROW_COUNTS_SQL = `
+SELECT coalesce(
+  (SELECT 'SELECT coalesce(json_object_agg(t, n ORDER BY t), ''{}''::json) FROM (' ||
+     string_agg(format('SELECT %L AS t, count(*) AS n FROM ONLY %I.%I', quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname, c.relname), ' UNION ALL ') || ') x'
+   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')),
+  'SELECT ''{}''::json') \\gexec
+`;
+
+export function parseRowCounts(out: string): Record<string, number> {
+  const line = out.trim().split('\n').pop() ?? '{}';
+  const obj = JSON.parse(line) as Record<string, number | string>;
+  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, Number(v)]));
+}
+
+export async function rowCounts(sh: TargetShell, database: string, signal?: AbortSignal): Promise<Record<string, number>> {
+  return parseRowCounts(await psql(sh, database, ROW_COUNTS_SQL, signal));
+}
+
+/**
+ * A psql kept open over stdin, for work that must share one transaction (the exported snapshot a
+ * dump runs in). Each query's output is read up to a marker line. If psql dies, every pending and
+ * later query rejects with its CommandError.
+ */
+export class PsqlSession {
+  private buf = '';
+  private seq = 0;
+  private waiting?: { marker: string; resolve: (s: string) => void; reject: (e: unknown) => void };
+  private failed?: unknown;
+
+  private constructor(private readonly proc: Spawned) {
+    proc.stdout.setEncoding('utf8');
+    proc.stdout.on('data', (d: string) => {
+      this.buf += d;
+      this.pump();
+    });
+    proc.done.then(
+      () => this.fail(new PgfleetError('psql session ended unexpectedly')),
+      (e) => this.fail(e),
+    );
+  }
+
+  static open(sh: TargetShell, database: string, signal?: AbortSignal): PsqlSession {
+    return new PsqlSession(sh.spawn('psql', [...PSQL_FLAGS, ...sh.conn(database)], { interactive: true, what: 'psql', signal }));
+  }
+
+  private fail(e: unknown) {
+    this.failed ??= e;
+    const w = this.waiting;
+    this.waiting = undefined;
+    w?.reject(this.failed);
+  }
+
+  private pump() {
+    const w = this.waiting;
+    if (!w) return;
+    const at = this.buf.indexOf(w.marker);
+    if (at < 0) return;
+    const out = this.buf.slice(0, at);
+    this.buf = this.buf.slice(at + w.marker.length);
+    this.waiting = undefined;
+    w.resolve(out);
+  }
+
+  query(sql: string): Promise<string> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.waiting) return Promise.reject(new Error('PsqlSession: one query at a time'));
+    const marker = `__pgfleet_end_${++this.seq}__\n`;
+    return new Promise((resolve, reject) => {
+      this.waiting = { marker, resolve, reject };
+      const body = /\\\w+\s*$/.test(sql.trim()) ? sql.trim() : sql.trim().replace(/;?$/, ';');
+      this.proc.stdin.write(`${body}\n\\echo ${marker.trim()}\n`);
+      this.pump();
+    });
+  }
+
+  /** Quit psql and wait for it; errors if it had failed. */
+  async close(): Promise<void> {
+    if (this.failed) throw this.failed;
+    this.proc.stdin.end('\\q\n');
+    await this.proc.done;
+  }
+
+  /** Stop it now (after a failure elsewhere). */
+  kill() {
+    this.failed ??= new PgfleetError('psql session closed');
+    try {
+      this.proc.stdin.destroy();
+    } catch {
+      /* gone */
+    }
+    this.proc.kill();
+  }
+}
+
+export function majorOf(version: string): number {
+  const m = /(\d+)(?:\.(\d+))?/.exec(version);
+  if (!m) throw new PgfleetError(`cannot read a PostgreSQL version from ${JSON.stringify(version)}`);
+  return Number(m[1]);
+}
+
+export type { TargetRef };

@@ -1,0 +1,165 @@
+/**
+ * The one door to the outside world for processes. Every docker/podman exec, pg_dump, psql,
+ * pg_restore and zstd goes through here.
+ *
+ * Promises:
+ * - commands are argument arrays; each element is quoted by zx, never interpolated into a shell
+ *   string of ours;
+ * - secrets travel in the child's environment (`env`), never in argv;
+ * - a non-zero exit becomes a CommandError carrying the redacted command, exit code, signal and
+ *   the redacted tail of stderr, plus the project/environment it was for;
+ * - streamed processes keep only a bounded tail of stderr in memory, nothing of stdout.
+ */
+import { $, ProcessOutput, type ProcessPromise } from 'zx';
+import type { Readable, Writable } from 'node:stream';
+import { CommandError, InterruptedError, type TargetRef } from './errors.js';
+import { redact } from './redact.js';
+
+const STDERR_TAIL_BYTES = 4096;
+
+export interface RunOptions {
+  /** Extra environment for the child: where secrets go. */
+  env?: Record<string, string | undefined>;
+  /** Values to scrub from the command line and stderr in errors. */
+  secrets?: string[];
+  /** Whom the command was for, named in its error. */
+  target?: TargetRef;
+  /** What the command is, for messages ("pg_dump", "psql"). */
+  what?: string;
+  input?: string | Buffer | Readable;
+  signal?: AbortSignal;
+  cwd?: string;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+  durationMs: number;
+}
+
+/** A running process whose stdout is consumed as a stream. */
+export interface Spawned {
+  readonly stdout: Readable;
+  readonly stdin: Writable;
+  /** Resolves when the process exits 0; rejects with CommandError otherwise. */
+  readonly done: Promise<RunResult>;
+  /** The redacted tail of stderr so far. */
+  stderrTail(): string;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** Keeps nothing: stdout of a stream is consumed by its reader, not stored. */
+class Sink extends Array<string | Buffer> {
+  static get [Symbol.species]() {
+    return Array;
+  }
+  override push(): number {
+    return 0;
+  }
+}
+
+/** Keeps the last `limit` bytes pushed. */
+class Tail extends Array<string | Buffer> {
+  static get [Symbol.species]() {
+    return Array;
+  }
+  private bytes = 0;
+  constructor(private readonly limit = STDERR_TAIL_BYTES) {
+    super();
+  }
+  override push(...items: (string | Buffer)[]): number {
+    for (const it of items) {
+      super.push(it);
+      this.bytes += it.length;
+    }
+    while (this.bytes > this.limit && this.length > 1) this.bytes -= (this.shift() as string | Buffer).length;
+    return this.length;
+  }
+}
+
+function tailOf(text: string): string {
+  return text.length > STDERR_TAIL_BYTES ? text.slice(-STDERR_TAIL_BYTES) : text;
+}
+
+export function displayCommand(argv: readonly string[], secrets: readonly string[] = []): string {
+  return redact(argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' '), secrets);
+}
+
+export class Runner {
+  /** Run to completion, buffering output. Throws CommandError on failure. */
+  async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const started = performance.now();
+    const p = this.start(argv, opts, false);
+    try {
+      const out = await p;
+      return { stdout: out.stdout, stderr: out.stderr, code: out.exitCode ?? 0, durationMs: performance.now() - started };
+    } catch (e) {
+      throw this.failure(e, argv, opts);
+    }
+  }
+
+  /** Start a process whose stdout is read as a stream. Memory stays flat however much it writes. */
+  spawn(argv: readonly string[], opts: RunOptions = {}): Spawned {
+    const started = performance.now();
+    const stderrStore = new Tail();
+    const p = this.start(argv, opts, true, stderrStore);
+    const secrets = opts.secrets ?? [];
+    const done = p.then(
+      (out) => ({ stdout: '', stderr: '', code: out.exitCode ?? 0, durationMs: performance.now() - started }),
+      (e) => {
+        throw this.failure(e, argv, opts);
+      },
+    );
+    done.catch(() => undefined); // the caller awaits it; never an unhandled rejection meanwhile
+    return {
+      stdout: p.stdout,
+      stdin: p.stdin,
+      done,
+      stderrTail: () => redact(tailOf(stderrStore.join('')), secrets),
+      kill: (signal: NodeJS.Signals = 'SIGTERM') => {
+        try {
+          if (p.child && p.child.exitCode === null && p.child.signalCode === null) void p.kill(signal).catch(() => undefined);
+        } catch {
+          /* already gone */
+        }
+      },
+    };
+  }
+
+  private start(argv: readonly string[], opts: RunOptions, streaming: boolean, stderrStore?: Tail): ProcessPromise {
+    if (argv.length === 0) throw new Error('runner: empty command');
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const [k, v] of Object.entries(opts.env ?? {})) {
+      if (v === undefined) delete env[k];
+      else env[k] = v;
+    }
+    const shell = $({
+      quiet: true,
+      verbose: false,
+      env,
+      cwd: opts.cwd,
+      signal: opts.signal,
+      input: opts.input as never,
+      store: streaming ? ({ stdout: new Sink(), stderr: stderrStore ?? new Tail(), stdall: new Sink() } as never) : undefined,
+    });
+    return shell`${argv}`;
+  }
+
+  private failure(e: unknown, argv: readonly string[], opts: RunOptions): Error {
+    if (opts.signal?.aborted) return new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
+    const secrets = opts.secrets ?? [];
+    if (e instanceof ProcessOutput) {
+      return new CommandError({
+        command: displayCommand(argv, secrets),
+        code: e.exitCode,
+        signal: e.signal,
+        stderrTail: redact(tailOf(e.stderr), secrets),
+        target: opts.target,
+        what: opts.what,
+      });
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    return new CommandError({ command: displayCommand(argv, secrets), code: null, signal: null, stderrTail: redact(msg, secrets), target: opts.target, what: opts.what });
+  }
+}
