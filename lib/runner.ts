@@ -42,6 +42,8 @@ export interface RunResult {
 export interface Spawned {
   readonly stdout: Readable;
   readonly stdin: Writable;
+  /** The process id (zx's bash wrapper execs the command, so this is the command itself). */
+  readonly pid: number | undefined;
   /** Resolves when the process exits 0; rejects with CommandError otherwise. */
   readonly done: Promise<RunResult>;
   /** The redacted tail of stderr so far. */
@@ -115,6 +117,9 @@ export class Runner {
     return {
       stdout: p.stdout,
       stdin: p.stdin,
+      get pid() {
+        return p.pid;
+      },
       done,
       stderrTail: () => redact(tailOf(stderrStore.join('')), secrets),
       kill: (signal: NodeJS.Signals = 'SIGTERM') => {

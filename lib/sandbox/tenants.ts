@@ -6,7 +6,7 @@
  * Each tenant: its own data directory (copied from one initdb template), its own container, the
  * databases and an owner role; with `password`, that role must authenticate with scram-sha-256.
  */
-import { existsSync, readdirSync, mkdtempSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
+import { existsSync, readdirSync, mkdtempSync, mkdirSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../schemas.js';
@@ -52,12 +52,15 @@ export class Sandbox {
   private template?: Promise<string>;
   readonly containers = new Set<string>();
 
+  /** `root`: where data directories go (default: a new temp dir); it must be reachable by the postgres user. */
   constructor(
     readonly runner: Runner,
     readonly cli = CONTAINER_CLI,
+    root?: string,
   ) {
     useSandboxContainersConf();
-    this.root = mkdtempSync(path.join(os.tmpdir(), 'pgfleet-sandbox-'));
+    this.root = root ?? mkdtempSync(path.join(os.tmpdir(), 'pgfleet-sandbox-'));
+    mkdirSync(this.root, { recursive: true });
     chmodSync(this.root, 0o755);
   }
 

@@ -11,6 +11,8 @@ export interface BigTenant {
   /** projects.yml pointing at it (project "bench", environment "production"), backup_root inside the bench dir. */
   configFile: string;
   backupRoot: string;
+  /** pg_database_size of the big database. */
+  sizeBytes: number;
 }
 
 export interface BenchEnv {
