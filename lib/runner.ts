@@ -27,6 +27,11 @@ export interface RunOptions {
   /** What the command is, for messages ("pg_dump", "psql"). */
   what?: string;
   input?: string | Buffer | Readable;
+  /**
+   * spawn only: connect this process's stdout straight to another spawned process's stdin (a
+   * kernel pipe; none of the bytes pass through Node). That process then sees EOF when this one exits.
+   */
+  stdoutTo?: Spawned;
   signal?: AbortSignal;
   cwd?: string;
 }
@@ -42,6 +47,8 @@ export interface RunResult {
 export interface Spawned {
   readonly stdout: Readable;
   readonly stdin: Writable;
+  /** Its stderr as it comes (the tail is kept for errors either way). */
+  readonly stderr: Readable;
   /** The process id (zx's bash wrapper execs the command, so this is the command itself). */
   readonly pid: number | undefined;
   /** Resolves when the process exits 0; rejects with CommandError otherwise. */
@@ -49,6 +56,8 @@ export interface Spawned {
   /** The redacted tail of stderr so far. */
   stderrTail(): string;
   kill(signal?: NodeJS.Signals): void;
+  /** The OS-level stdin pipe, for `stdoutTo`; taken once, after which Node no longer writes to it. */
+  takeStdinPipe(): Writable;
 }
 
 /** Keeps nothing: stdout of a stream is consumed by its reader, not stored. */
@@ -105,7 +114,9 @@ export class Runner {
   spawn(argv: readonly string[], opts: RunOptions = {}): Spawned {
     const started = performance.now();
     const stderrStore = new Tail();
-    const p = this.start(argv, opts, true, stderrStore);
+    const pipe = opts.stdoutTo?.takeStdinPipe();
+    const p = this.start(argv, opts, true, stderrStore, pipe);
+    pipe?.destroy(); // the child holds its own copy; EOF reaches the reader when this process exits
     const secrets = opts.secrets ?? [];
     const done = p.then(
       (out) => ({ stdout: '', stderr: '', code: out.exitCode ?? 0, durationMs: performance.now() - started }),
@@ -114,9 +125,17 @@ export class Runner {
       },
     );
     done.catch(() => undefined); // the caller awaits it; never an unhandled rejection meanwhile
+    let taken = false;
     return {
       stdout: p.stdout,
       stdin: p.stdin,
+      stderr: p.stderr,
+      takeStdinPipe: () => {
+        const pipe = p.child?.stdin;
+        if (taken || !pipe) throw new Error('runner: stdin pipe not available');
+        taken = true;
+        return pipe;
+      },
       get pid() {
         return p.pid;
       },
@@ -132,7 +151,7 @@ export class Runner {
     };
   }
 
-  private start(argv: readonly string[], opts: RunOptions, streaming: boolean, stderrStore?: Tail): ProcessPromise {
+  private start(argv: readonly string[], opts: RunOptions, streaming: boolean, stderrStore?: Tail, stdoutPipe?: Writable): ProcessPromise {
     if (argv.length === 0) throw new Error('runner: empty command');
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const [k, v] of Object.entries(opts.env ?? {})) {
@@ -147,6 +166,7 @@ export class Runner {
       signal: opts.signal,
       input: opts.input as never,
       store: streaming ? ({ stdout: new Sink(), stderr: stderrStore ?? new Tail(), stdall: new Sink() } as never) : undefined,
+      ...(stdoutPipe ? { stdio: ['pipe', stdoutPipe, 'pipe'] } : {}),
     });
     return shell`${argv}`;
   }

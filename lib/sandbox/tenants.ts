@@ -99,7 +99,7 @@ export class Sandbox {
     const settings = Object.entries({ listen_addresses: '', fsync: 'off', ...spec.settings }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
     await this.runner.run(['podman', 'rm', '-f', '-t', '0', spec.name], {}).catch(() => undefined);
     await this.runner.run(
-      [this.cli, 'run', '-d', '--name', spec.name, '--network=none', '--user', 'postgres', ...volumes, '--rootfs', '/:O', path.join(pgBinDir(), 'postgres'), '-D', '/var/lib/postgresql/data', ...settings],
+      [this.cli, 'run', '-d', '--name', spec.name, '--network=none', '--user', 'postgres', '--shm-size=1g', ...volumes, '--rootfs', '/:O', path.join(pgBinDir(), 'postgres'), '-D', '/var/lib/postgresql/data', ...settings],
       { what: `${this.cli} run` },
     );
     this.containers.add(spec.name);
