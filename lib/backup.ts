@@ -1,9 +1,11 @@
 /**
  * Take one backup of one target. The caller holds the target's lock.
  *
- *   preflight (container running? database reachable? pg_dump not older than the server?)
- *   → open a REPEATABLE READ transaction and export its snapshot
- *   → pg_dump -Fc -Z0 --snapshot inside the container → zstd on the host → sha256 + bytes
+ *   one round trip, at once: pg_dump's process starts (and prints its version) while a psql session
+ *     opens a REPEATABLE READ transaction, exports its snapshot and reads the server's version
+ *   → preflight's verdicts (container missing or stopped? database missing or unreachable? pg_dump
+ *     older than the server?) from that round trip, before any dump starts
+ *   → pg_dump -Fc -Z0 with that snapshot inside the container → zstd on the host → sha256 + bytes
  *     → temp file (0600) → fsync → rename        while the same snapshot counts every table's rows
  *   → metadata, written last and atomically
  *
@@ -41,31 +43,108 @@ export interface Preflight {
   serverVersion: string;
 }
 
-/** Checks that make a failure say what is wrong before any dump starts. */
-export async function preflight(ctx: Context, target: Target, sh: TargetShell): Promise<Preflight> {
-  const ref = sh.ref;
+/** Why a target cannot be reached, when its container is missing or stopped (null: it runs). */
+async function containerProblem(ctx: Context, target: Target, sh: TargetShell): Promise<PgfleetError | null> {
+  if (!sh.container) return null;
   const where = `${target.project}/${target.environment}`;
-  if (sh.container) {
-    const running = await ctx.containers.isRunning(sh.container, ref);
-    if (running === null) throw new PgfleetError(`${where}: container "${sh.container}" does not exist (${ctx.containers.cli} inspect found none)`, 1, ref);
-    if (!running) throw new PgfleetError(`${where}: container "${sh.container}" is not running`, 1, ref);
-  }
+  const running = await ctx.containers.isRunning(sh.container, sh.ref);
+  if (running === null) return new PgfleetError(`${where}: container "${sh.container}" does not exist (${ctx.containers.cli} inspect found none)`, 1, sh.ref);
+  if (!running) return new PgfleetError(`${where}: container "${sh.container}" is not running`, 1, sh.ref);
+  return null;
+}
+
+/** A failed connection (psql) as the operator's problem: a missing database, or no way in. */
+function connectionProblem(target: Target, sh: TargetShell, e: unknown): unknown {
+  if (!(e instanceof CommandError)) return e;
+  const hint = /does not exist/.test(e.stderrTail) && /database/.test(e.stderrTail) ? `database "${target.database}" does not exist` : 'cannot connect to the database';
+  return new PgfleetError(`${target.project}/${target.environment}: ${hint} (${sh.where}, user ${target.user ?? 'default'}): ${e.stderrTail.trim()}`, 1, sh.ref, { cause: e });
+}
+
+function checkVersions(target: Target, sh: TargetShell, v: Preflight): Preflight {
+  if (majorOf(v.pgDumpVersion) < majorOf(v.serverVersion))
+    throw new PgfleetError(`${target.project}/${target.environment}: pg_dump ${v.pgDumpVersion} is older than the server (${v.serverVersion}); a dump needs pg_dump of the server's major version or newer`, 1, sh.ref);
+  return v;
+}
+
+const pgDumpVersionOf = (line: string) => line.trim().replace(/^pg_dump \(PostgreSQL\)\s*/, '');
+
+/**
+ * Checks that make a failure say what is wrong before any dump starts (container running?
+ * database reachable? pg_dump not older than the server?). takeBackup makes the same checks
+ * within its own first round trip; this is the standalone form.
+ */
+export async function preflight(ctx: Context, target: Target, sh: TargetShell): Promise<Preflight> {
+  const problem = await containerProblem(ctx, target, sh);
+  if (problem) throw problem;
   const v = await sh.run('pg_dump', ['--version'], { what: 'pg_dump --version' });
-  const pgDumpVersion = v.stdout.trim().replace(/^pg_dump \(PostgreSQL\)\s*/, '');
   let serverVersion: string;
   try {
     const r = await sh.run('psql', ['-X', '-A', '-t', '-w', '-v', 'ON_ERROR_STOP=1', ...sh.conn(target.database), '-c', 'SHOW server_version'], { what: 'psql' });
     serverVersion = r.stdout.trim();
   } catch (e) {
-    if (e instanceof CommandError) {
-      const hint = /does not exist/.test(e.stderrTail) && /database/.test(e.stderrTail) ? `database "${target.database}" does not exist` : 'cannot connect to the database';
-      throw new PgfleetError(`${where}: ${hint} (${sh.where}, user ${target.user ?? 'default'}): ${e.stderrTail.trim()}`, 1, ref, { cause: e });
+    throw connectionProblem(target, sh, e);
+  }
+  return checkVersions(target, sh, { pgDumpVersion: pgDumpVersionOf(v.stdout), serverVersion });
+}
+
+/**
+ * pg_dump, started before its snapshot exists, so that its process start (a `docker exec`, the
+ * slow part of a small backup) overlaps the snapshot session's: the shell prints pg_dump's version,
+ * waits for the snapshot id on stdin, then execs pg_dump with it. The script is a constant; every
+ * config value reaches pg_dump as its own argument ("$@"). With stdin closed before a snapshot
+ * arrives, it exits without dumping.
+ */
+const DUMP_SCRIPT = 'pg_dump --version || exit; IFS= read -r snapshot || exit 3; exec pg_dump "$@" --snapshot="$snapshot"';
+
+/** The first line a process prints, before anything else may come; rejects with its error if it ends first. */
+function firstLine(p: Spawned): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (d: Buffer | string) => {
+      text += d.toString();
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      p.stdout.off('data', onData);
+      if (nl === text.length - 1) resolve(text.slice(0, nl));
+      else reject(new PgfleetError('internal: pg_dump wrote before its snapshot was given'));
+    };
+    p.stdout.on('data', onData);
+    p.done.then(() => reject(new PgfleetError('pg_dump ended before printing its version')), reject);
+  });
+}
+
+/**
+ * The first round trip of a backup, all at once: pg_dump's process (printing its version) and the
+ * psql session that opens the snapshot and reads the server's version. Resolves when both are
+ * ready and the versions fit; on any failure the waiting pg_dump is told to exit, and the error is
+ * the one preflight() gives: container missing or stopped, database missing or unreachable.
+ */
+async function openSnapshot(ctx: Context, target: Target, sh: TargetShell, session: PsqlSession, dump: Spawned, lockWaitMs: number) {
+  const [version, snap] = await Promise.allSettled([
+    firstLine(dump),
+    (async () => {
+      await session.query(`SET lock_timeout = ${Math.max(1, Math.round(lockWaitMs))}`);
+      await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const snapshot = (await session.query('SELECT pg_export_snapshot()')).trim();
+      if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new PgfleetError(`unexpected snapshot id from the server: ${JSON.stringify(snapshot)}`, 1, sh.ref);
+      return { snapshot, serverVersion: (await session.query('SHOW server_version')).trim() };
+    })(),
+  ]);
+  try {
+    if (version.status === 'rejected' || snap.status === 'rejected') {
+      const problem = await containerProblem(ctx, target, sh);
+      if (problem) throw problem;
+      if (version.status === 'rejected') throw version.reason;
+      throw connectionProblem(target, sh, (snap as PromiseRejectedResult).reason);
     }
+    const v = checkVersions(target, sh, { pgDumpVersion: pgDumpVersionOf(version.value), serverVersion: snap.value.serverVersion });
+    return { ...v, snapshot: snap.value.snapshot };
+  } catch (e) {
+    // No snapshot for it: the waiting pg_dump exits without dumping.
+    dump.stdin.end();
+    await dump.done.catch(() => undefined);
     throw e;
   }
-  if (majorOf(pgDumpVersion) < majorOf(serverVersion))
-    throw new PgfleetError(`${where}: pg_dump ${pgDumpVersion} is older than the server (${serverVersion}); a dump needs pg_dump of the server's major version or newer`, 1, ref);
-  return { pgDumpVersion, serverVersion };
 }
 
 function hashCounter() {
@@ -107,15 +186,11 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
   const lockWaitMs = opts.lockWaitTimeoutMs ?? target.backup.lock_wait_timeout_ms;
   const level = target.backup.compression_level;
 
-  const pre = await preflight(ctx, target, sh);
-  const id = await ctx.repo.newId(target.project, target.environment, startedAt);
-  const final = ctx.repo.dumpPath(target.project, target.environment, id);
-  const temp = tempPathFor(final);
-  log.info({ id, type: opts.type, database: target.database, where: sh.where }, 'backup started');
-
   const procs: Spawned[] = [];
   let session: PsqlSession | undefined;
   let fd: number | undefined;
+  let id: string | undefined;
+  let temp: string | undefined;
   let firstError: unknown;
   let stopping = false;
   const stopAll = (e: unknown) => {
@@ -131,20 +206,26 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
   if (ctx.signal?.aborted) onAbort();
 
   try {
-    // The snapshot every part of this backup sees: pg_dump imports it, the row counts run in it.
+    // One round trip before the dump: pg_dump's process waits for the snapshot the session exports;
+    // pg_dump imports it, the row counts run in it.
+    const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(lockWaitMs)}`, '-w', ...sh.conn(target.database)], { what: 'pg_dump', interactive: true });
+    procs.push(dump);
     session = PsqlSession.open(sh, target.database);
-    await session.query(`SET lock_timeout = ${Math.max(1, Math.round(lockWaitMs))}`);
-    await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-    const snapshot = (await session.query('SELECT pg_export_snapshot()')).trim();
-    if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new PgfleetError(`unexpected snapshot id from the server: ${JSON.stringify(snapshot)}`, 1, ref);
+    const pre = await openSnapshot(ctx, target, sh, session, dump, lockWaitMs);
+    id = await ctx.repo.newId(target.project, target.environment, startedAt);
+    const final = ctx.repo.dumpPath(target.project, target.environment, id);
+    temp = tempPathFor(final);
+    log.info({ id, type: opts.type, database: target.database, where: sh.where }, 'backup started');
 
     fd = await promisify(openCb)(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
     await promisify(fchmodCb)(fd, FILE_MODE);
 
-    const dump = sh.spawn('pg_dump', ['-Fc', '-Z0', `--snapshot=${snapshot}`, `--lock-wait-timeout=${Math.round(lockWaitMs)}`, '-w', ...sh.conn(target.database)], { what: 'pg_dump' });
-    procs.push(dump);
     const zstd = ctx.runner.spawn(['zstd', `-${level}`, '-T0', '-q', '-c'], { input: dump.stdout, what: 'zstd', target: ref });
     procs.push(zstd);
+    // When zstd is killed (disk full, interrupt), pg_dump's output hits a closed pipe: that is the
+    // process's failure, reported by its exit; unhandled, the EPIPE would crash the whole run.
+    zstd.stdin.on('error', () => undefined);
+    dump.stdin.end(pre.snapshot + '\n');
     const hc = hashCounter();
     const progress = progressReporter(ctx.progress, hc.bytes);
 
@@ -164,11 +245,13 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     const tables = (results[3] as PromiseFulfilledResult<Record<string, number>>).value;
 
     await session.query('COMMIT');
-    await session.close();
+    const sessionClosed = session.close(); // its process exit overlaps the fsync
+    sessionClosed.catch(() => undefined); // awaited below
     await promisify(fsyncCb)(fd);
     const closing = fd;
     fd = undefined;
     await promisify(closeCb)(closing);
+    await sessionClosed;
     await publish(temp, final);
 
     const finishedAt = new Date(startedAt.getTime() + Math.round(performance.now() - t0));
@@ -210,7 +293,7 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     stopAll(e);
     await Promise.allSettled(procs.map((p) => p.done));
     if (fd !== undefined) await promisify(closeCb)(fd).catch(() => undefined);
-    await fs.rm(temp, { force: true });
+    if (temp) await fs.rm(temp, { force: true });
     const err = firstError ?? e;
     log.error({ id, err: err instanceof Error ? redact(err.message) : String(err) }, 'backup failed, nothing kept');
     throw decorate(err, target);

@@ -47,13 +47,16 @@ export async function publish(temp: string, final: string): Promise<void> {
   await fsyncDir(path.dirname(final));
 }
 
-/** Write a whole file atomically at 0600: readers see the old content or the new, never a part. */
-export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
+/**
+ * Write a whole file atomically at 0600 (or `mode`, for files meant for other readers such as a
+ * metrics textfile): readers see the old content or the new, never a part.
+ */
+export async function writeFileAtomic(file: string, data: string | Buffer, mode: number = FILE_MODE): Promise<void> {
   const tmp = tempPathFor(file);
-  const h = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
+  const h = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
   try {
     await h.writeFile(data);
-    await h.chmod(FILE_MODE);
+    await h.chmod(mode);
     await h.sync();
   } catch (e) {
     await h.close().catch(() => undefined);

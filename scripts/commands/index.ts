@@ -1,5 +1,6 @@
 // Every verb the CLI knows, in the order `pgfleet --help` lists them. Add a verb: one file, one line here.
 import { backup, configCheck, list } from './core.js';
+import { prune, scheduledBackup, status } from './fleet.js';
 import type { Verb } from './types.js';
 
-export const VERBS: Verb[] = [configCheck, backup, list];
+export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, prune];

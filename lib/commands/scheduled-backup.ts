@@ -1,0 +1,152 @@
+/**
+ * `pgfleet scheduled-backup [--project P] [--env E] [--dry-run] [--concurrency N]`: what cron runs
+ * nightly. Every enabled target, at most N at once (platform.concurrency, default 2):
+ *
+ *   lock (held → "busy", not waited on) → takeBackup → retention for that target → unlock
+ *   then: summary table · metrics textfile · webhook
+ *
+ * Promises: one target's failure never stops the others; retention runs only after that target's
+ * backup succeeded; the exit code is 1 when any target failed (the summary and the log name them),
+ * 3 when none failed but some were busy, 0 otherwise. A dry run takes no lock, creates no file or
+ * directory, and sends nothing: it lists the targets and what retention would delete once
+ * tonight's backup exists.
+ */
+import { takeBackup } from '../backup.js';
+import { selectTargets, type Target } from '../config/load.js';
+import type { Context } from '../context.js';
+import { EXIT, LockBusyError, type ExitCode } from '../errors.js';
+import { acquireLock } from '../lock.js';
+import { targetLogger } from '../log.js';
+import { writeMetrics } from '../metrics.js';
+import { notify } from '../notify.js';
+import { backupStem } from '../repository.js';
+import { humanSize } from './list.js';
+import { pruneTarget } from './prune.js';
+
+export interface TargetRun {
+  project: string;
+  environment: string;
+  result: 'ok' | 'failed' | 'busy' | 'skipped' | 'dry-run';
+  id?: string;
+  path?: string;
+  size_bytes?: number;
+  duration_ms: number;
+  /** Backups retention removed after this one (or would remove, in a dry run). */
+  removed?: string[];
+  error?: string;
+}
+
+export interface ScheduledBackupResult {
+  targets: TargetRun[];
+  failed: string[];
+  exitCode: ExitCode;
+}
+
+export async function runScheduledBackup(ctx: Context, o: { project?: string; environment?: string; dryRun?: boolean; concurrency?: number }): Promise<ScheduledBackupResult> {
+  const targets = selectTargets(ctx.config, o.project, o.environment).filter((t) => t.backup.enabled);
+  const concurrency = Math.max(1, o.concurrency ?? ctx.config.platform.concurrency);
+  ctx.logger.info({ targets: targets.length, concurrency, dry_run: !!o.dryRun }, 'scheduled-backup started');
+
+  const runs: TargetRun[] = new Array(targets.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < targets.length) {
+      const i = next++;
+      runs[i] = ctx.signal?.aborted ? skipped(targets[i]) : o.dryRun ? await dryRunTarget(ctx, targets[i]) : await backupTarget(ctx, targets[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));
+
+  const failed = runs.filter((r) => r.result === 'failed').map((r) => `${r.project}/${r.environment}`);
+  const busy = runs.filter((r) => r.result === 'busy').map((r) => `${r.project}/${r.environment}`);
+  printSummary(ctx, runs, !!o.dryRun);
+  const summary = summaryLine(runs, failed, busy);
+  ctx.out(summary);
+  if (o.dryRun) return { targets: runs, failed, exitCode: EXIT.OK };
+
+  if (failed.length) ctx.logger.error({ failed }, `scheduled-backup: ${failed.length} target(s) failed: ${failed.join(', ')}`);
+  else ctx.logger.info({ busy }, 'scheduled-backup finished');
+  await writeMetrics(ctx);
+  await notify(ctx, { command: 'scheduled-backup', ok: failed.length === 0 && busy.length === 0, summary, results: runs });
+  return { targets: runs, failed, exitCode: failed.length ? EXIT.FAILED : busy.length ? EXIT.LOCKED : EXIT.OK };
+}
+
+/** One target: lock, back up, then retention. Never throws: the outcome is the result. */
+async function backupTarget(ctx: Context, t: Target): Promise<TargetRun> {
+  const base = { project: t.project, environment: t.environment };
+  const t0 = performance.now();
+  const ms = () => Math.round(performance.now() - t0);
+  let lock;
+  try {
+    lock = await acquireLock(ctx.repo.targetDir(t.project, t.environment), t, 'scheduled-backup');
+  } catch (e) {
+    if (e instanceof LockBusyError) {
+      targetLogger(ctx.logger, t).warn({ error: e.message }, 'target busy: skipped');
+      return { ...base, result: 'busy', duration_ms: ms(), error: e.message };
+    }
+    return { ...base, result: 'failed', duration_ms: ms(), error: (e as Error).message };
+  }
+  try {
+    const b = await takeBackup({ ...ctx, progress: false }, t, { type: 'scheduled' }); // progress lines of parallel dumps would interleave
+    const done: TargetRun = { ...base, result: 'ok', id: b.meta.id, path: b.path, size_bytes: b.meta.size_bytes, duration_ms: ms() };
+    try {
+      done.removed = (await pruneTarget(ctx, t)).remove.map((r) => r.id);
+    } catch (e) {
+      // The backup is good; retention failing must still be seen.
+      return { ...done, result: 'failed', error: `backup ${b.meta.id} kept, but retention failed: ${(e as Error).message}` };
+    }
+    return { ...done, duration_ms: ms() };
+  } catch (e) {
+    return { ...base, result: 'failed', duration_ms: ms(), error: (e as Error).message };
+  } finally {
+    await lock.release();
+  }
+}
+
+async function dryRunTarget(ctx: Context, t: Target): Promise<TargetRun> {
+  const now = ctx.clock();
+  const upcoming = { id: backupStem(now), created_at: now.toISOString(), type: 'scheduled' as const, verification: null };
+  try {
+    const plan = await pruneTarget(ctx, t, { dryRun: true, upcoming });
+    return { project: t.project, environment: t.environment, result: 'dry-run', duration_ms: 0, removed: plan.remove.map((r) => r.id) };
+  } catch (e) {
+    return { project: t.project, environment: t.environment, result: 'failed', duration_ms: 0, error: (e as Error).message };
+  }
+}
+
+function skipped(t: Target): TargetRun {
+  return { project: t.project, environment: t.environment, result: 'skipped', duration_ms: 0, error: 'interrupted before it started' };
+}
+
+function summaryLine(runs: TargetRun[], failed: string[], busy: string[]): string {
+  const count = (r: TargetRun['result']) => runs.filter((x) => x.result === r).length;
+  const parts = [`${count('ok')} ok`];
+  if (failed.length) parts.push(`${failed.length} failed (${failed.join(', ')})`);
+  if (busy.length) parts.push(`${busy.length} busy (${busy.join(', ')})`);
+  if (count('skipped')) parts.push(`${count('skipped')} skipped`);
+  if (count('dry-run')) return `${runs.length} target(s) would be backed up (dry run)`;
+  return `${runs.length} target(s): ${parts.join(', ')}`;
+}
+
+/** "nothing", "1: db_…", or "109: db_… … db_…" (newest … oldest); `prune --dry-run` lists each with its reason. */
+function idRange(ids: string[]): string {
+  if (ids.length === 0) return 'nothing';
+  return ids.length <= 2 ? `${ids.length}: ${ids.join(', ')}` : `${ids.length}: ${ids[0]} … ${ids[ids.length - 1]}`;
+}
+
+function printSummary(ctx: Context, runs: TargetRun[], dryRun: boolean): void {
+  const head = dryRun ? ['TARGET', 'WOULD', 'RETENTION WOULD REMOVE'] : ['TARGET', 'RESULT', 'SIZE', 'DURATION', 'BACKUP / ERROR'];
+  const rows = runs.map((r) =>
+    dryRun
+      ? [`${r.project}/${r.environment}`, r.result === 'dry-run' ? 'back up' : r.result, r.error ?? idRange(r.removed ?? [])]
+      : [
+          `${r.project}/${r.environment}`,
+          r.result.toUpperCase(),
+          r.size_bytes !== undefined ? humanSize(r.size_bytes) : '-',
+          `${(r.duration_ms / 1000).toFixed(1)} s`,
+          r.error ?? `${r.id}${r.removed?.length ? ` (retention removed ${r.removed.length})` : ''}`,
+        ],
+  );
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  for (const r of [head, ...rows]) ctx.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
+}

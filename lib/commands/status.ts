@@ -1,0 +1,92 @@
+/**
+ * `pgfleet status [--json]`, for monitoring. Per target: the age of the latest complete backup,
+ * its size against the previous one, and the latest verification's result and age.
+ *
+ * Exit 1 when an enabled target has no complete backup newer than platform.max_backup_age
+ * (default 26h) or its latest verification failed; disabled targets are shown, never fail it.
+ * Read-only: takes no lock, writes nothing. "Now" is ctx.clock() (PGFLEET_NOW).
+ */
+import type { Context } from '../context.js';
+import { EXIT, type ExitCode } from '../errors.js';
+import { targetFacts } from '../metrics.js';
+import { humanSize } from './list.js';
+
+export interface TargetStatus {
+  project: string;
+  environment: string;
+  enabled: boolean;
+  ok: boolean;
+  problems: string[];
+  backups: number;
+  latest: { id: string; type: string; created_at: string; age_seconds: number; size_bytes: number } | null;
+  previous_size_bytes: number | null;
+  /** (latest size / previous size) − 1, e.g. -0.4 for a dump 40 % smaller than the one before. */
+  size_change: number | null;
+  verification: { status: 'passed' | 'failed'; verified_at: string; age_seconds: number; backup_id: string; error?: string } | null;
+}
+
+export interface StatusReport {
+  ok: boolean;
+  now: string;
+  max_backup_age_seconds: number;
+  targets: TargetStatus[];
+}
+
+export function ago(seconds: number): string {
+  if (seconds < 0) return 'in the future';
+  if (seconds < 120) return `${Math.round(seconds)}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 172800) return `${(seconds / 3600).toFixed(1)}h`;
+  return `${(seconds / 86400).toFixed(1)}d`;
+}
+
+export async function runStatus(ctx: Context, o: { json?: boolean } = {}): Promise<{ report: StatusReport; exitCode: ExitCode }> {
+  const now = ctx.clock();
+  const maxAge = ctx.config.platform.maxBackupAgeMs / 1000;
+  const secondsSince = (iso: string) => (now.getTime() - Date.parse(iso)) / 1000;
+  const targets = await Promise.all(
+    ctx.config.targets.map(async (t): Promise<TargetStatus> => {
+      const f = targetFacts(await ctx.repo.list(t.project, t.environment));
+      const problems: string[] = [];
+      const latest = f.latest && { id: f.latest.meta.id, type: f.latest.meta.type, created_at: f.latest.meta.created_at, age_seconds: Math.round(secondsSince(f.latest.meta.created_at)), size_bytes: f.latest.meta.size_bytes };
+      if (!latest) problems.push('no complete backup');
+      else if (latest.age_seconds > maxAge) problems.push(`latest complete backup is ${ago(latest.age_seconds)} old (max_backup_age ${ago(maxAge)})`);
+      const v = f.verification;
+      if (v?.status === 'failed') problems.push(`latest verification failed (${v.backup_id}, ${v.verified_at})${v.error ? `: ${v.error}` : ''}`);
+      const prev = f.previous?.meta.size_bytes ?? null;
+      return {
+        project: t.project,
+        environment: t.environment,
+        enabled: t.backup.enabled,
+        ok: !t.backup.enabled || problems.length === 0,
+        problems,
+        backups: f.count,
+        latest,
+        previous_size_bytes: prev,
+        size_change: latest && prev ? latest.size_bytes / prev - 1 : null,
+        verification: v && { status: v.status, verified_at: v.verified_at, age_seconds: Math.round(secondsSince(v.verified_at)), backup_id: v.backup_id, ...(v.error ? { error: v.error } : {}) },
+      };
+    }),
+  );
+  const report: StatusReport = { ok: targets.every((t) => t.ok), now: now.toISOString(), max_backup_age_seconds: maxAge, targets };
+  if (o.json) ctx.out(JSON.stringify(report, null, 2));
+  else print(ctx, report);
+  return { report, exitCode: report.ok ? EXIT.OK : EXIT.FAILED };
+}
+
+function print(ctx: Context, r: StatusReport): void {
+  const head = ['TARGET', 'STATE', 'LATEST BACKUP', 'AGE', 'SIZE', 'VS PREVIOUS', 'VERIFIED', 'PROBLEMS'];
+  const rows = r.targets.map((t) => [
+    `${t.project}/${t.environment}`,
+    !t.enabled ? 'disabled' : t.ok ? 'OK' : 'FAIL',
+    t.latest?.id ?? '-',
+    t.latest ? ago(t.latest.age_seconds) : '-',
+    t.latest ? humanSize(t.latest.size_bytes) : '-',
+    t.size_change === null ? '-' : `${t.size_change >= 0 ? '+' : ''}${(t.size_change * 100).toFixed(1)}%`,
+    t.verification ? `${t.verification.status} ${ago(t.verification.age_seconds)} ago` : 'never',
+    t.problems.join('; '),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));
+  for (const x of [head, ...rows]) ctx.out(x.map((c, i) => (i === x.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd());
+  ctx.out(r.ok ? 'status: ok' : `status: FAIL (${r.targets.filter((t) => !t.ok).map((t) => `${t.project}/${t.environment}`).join(', ')})`);
+}

@@ -1,0 +1,79 @@
+/**
+ * Prometheus metrics, as a textfile for node_exporter's textfile collector.
+ *
+ * Stateless: every series is derived from the repository (all configured targets), so any run
+ * can rewrite the whole file and a lost run loses nothing. The file is written atomically (temp,
+ * fsync, rename) at 0644: node_exporter usually runs as another user, and the file holds no
+ * secrets. Its directory is not created (node_exporter's textfile directory must exist).
+ * No-op when `platform.metrics.textfile` is unset. `writeMetrics` never throws: metrics must not
+ * fail a backup; a problem is logged.
+ *
+ * Series, one per target (labels project, environment); 0 stands for "never":
+ *   pgfleet_backup_enabled                           1 when backup.enabled
+ *   pgfleet_backup_count                             complete backups stored
+ *   pgfleet_backup_last_success_timestamp_seconds    when the newest complete backup finished
+ *   pgfleet_backup_last_duration_seconds             how long it took
+ *   pgfleet_backup_last_size_bytes                   its stored size
+ *   pgfleet_verification_last_timestamp_seconds      when the latest verification restore ran
+ *   pgfleet_verification_last_success                1 if it passed, 0 if it failed or none ran
+ */
+import type { Target } from './config/load.js';
+import type { Context } from './context.js';
+import { writeFileAtomic } from './fsutil.js';
+import type { VerificationResult } from './metadata.js';
+import type { StoredBackup } from './repository.js';
+
+/** What status and metrics know of a target, from its complete backups (newest first). */
+export interface TargetFacts {
+  count: number;
+  latest: StoredBackup | null;
+  previous: StoredBackup | null;
+  /** The most recent verification of any of its backups, and which backup it was. */
+  verification: (VerificationResult & { backup_id: string }) | null;
+}
+
+export function targetFacts(backups: readonly StoredBackup[]): TargetFacts {
+  let verification: TargetFacts['verification'] = null;
+  for (const b of backups) {
+    const v = b.meta.verification;
+    if (v && (!verification || Date.parse(v.verified_at) > Date.parse(verification.verified_at))) verification = { ...v, backup_id: b.meta.id };
+  }
+  return { count: backups.length, latest: backups[0] ?? null, previous: backups[1] ?? null, verification };
+}
+
+const FAMILIES: [name: string, help: string, value: (t: Target, f: TargetFacts) => number][] = [
+  ['pgfleet_backup_enabled', 'Whether scheduled backups are enabled for the target (1) or not (0).', (t) => (t.backup.enabled ? 1 : 0)],
+  ['pgfleet_backup_count', 'Complete backups stored for the target.', (_t, f) => f.count],
+  ['pgfleet_backup_last_success_timestamp_seconds', 'When the newest complete backup finished, Unix time (0: none).', (_t, f) => (f.latest ? Date.parse(f.latest.meta.finished_at) / 1000 : 0)],
+  ['pgfleet_backup_last_duration_seconds', 'How long the newest complete backup took (0: none).', (_t, f) => (f.latest ? f.latest.meta.duration_ms / 1000 : 0)],
+  ['pgfleet_backup_last_size_bytes', 'Stored size of the newest complete backup (0: none).', (_t, f) => f.latest?.meta.size_bytes ?? 0],
+  ['pgfleet_verification_last_timestamp_seconds', 'When the latest verification restore ran, Unix time (0: never).', (_t, f) => (f.verification ? Date.parse(f.verification.verified_at) / 1000 : 0)],
+  ['pgfleet_verification_last_success', 'Whether the latest verification restore passed (1) or failed or never ran (0).', (_t, f) => (f.verification?.status === 'passed' ? 1 : 0)],
+];
+
+const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/** The textfile (Prometheus text exposition format 0.0.4). Pure. */
+export function renderMetrics(rows: readonly { target: Target; facts: TargetFacts }[]): string {
+  const lines: string[] = [];
+  for (const [name, help, value] of FAMILIES) {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+    for (const { target, facts } of rows) lines.push(`${name}{project="${label(target.project)}",environment="${label(target.environment)}"} ${value(target, facts)}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Rewrite the textfile from the repository. Returns its path, or null when unset or it failed. */
+export async function writeMetrics(ctx: Pick<Context, 'config' | 'repo' | 'logger'>): Promise<string | null> {
+  const file = ctx.config.platform.metricsTextfile;
+  if (!file) return null;
+  try {
+    const rows = await Promise.all(ctx.config.targets.map(async (target) => ({ target, facts: targetFacts(await ctx.repo.list(target.project, target.environment)) })));
+    await writeFileAtomic(file, renderMetrics(rows), 0o644);
+    ctx.logger.debug({ file, targets: rows.length }, 'metrics written');
+    return file;
+  } catch (e) {
+    ctx.logger.error({ file, error: (e as Error)?.message ?? String(e) }, 'metrics textfile could not be written');
+    return null;
+  }
+}
