@@ -39,7 +39,9 @@ export function parseRowCounts(out: string): Record<string, number> {
 }
 
 export async function rowCounts(sh: TargetShell, database: string, signal?: AbortSignal): Promise<Record<string, number>> {
-  return parseRowCounts(await psql(sh, database, ROW_COUNTS_SQL, signal));
+  // Over stdin, not -c: ROW_COUNTS_SQL ends in \gexec, a psql meta-command that -c does not run.
+  const r = await sh.run('psql', [...PSQL_FLAGS, ...sh.conn(database)], { input: ROW_COUNTS_SQL, what: 'psql (row counts)', signal });
+  return parseRowCounts(r.stdout);
 }
 
 /**

@@ -1,5 +1,7 @@
 // The benchmark's sections, in the order they run. Add a section: one file, one line here.
 import { backupSection } from './backup.js';
+import { fleetSection } from './fleet.js';
+import { restoreSection } from './restore.js';
 import type { BenchSection } from './types.js';
 
-export const SECTIONS: BenchSection[] = [backupSection];
+export const SECTIONS: BenchSection[] = [backupSection, restoreSection, fleetSection];

@@ -1,0 +1,130 @@
+/**
+ * `pgfleet restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup]
+ *  [--into <database>] [--jobs N]`
+ *
+ *   which dump → the plan (printed) → consent (--dry-run stops here, after checking the file;
+ *   --yes, or a question on a TTY; without a TTY, exit 2) → under the target's lock, the safe
+ *   restore of lib/restore-over.ts → how to drop the kept database
+ *
+ * With --into, the dump goes into a NEW database of that name and nothing live is touched (no
+ * lock, no safety backup, no app container stopped).
+ */
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { findTarget, type Target } from '../config/load.js';
+import { PG_IDENT } from '../config/names.js';
+import { confirmOrExit, type ConfirmOptions } from '../confirm.js';
+import type { Context } from '../context.js';
+import { dbProps } from '../dbadmin.js';
+import { PgfleetError, UsageError, EXIT } from '../errors.js';
+import { withLock } from '../lock.js';
+import type { StoredBackup } from '../repository.js';
+import { checkDumpFile, restoreInto, restoreOver } from '../restore.js';
+import { humanSize } from './list.js';
+
+export interface RestoreCommandOptions {
+  project: string;
+  environment: string;
+  /** A backup id or a dump's path. */
+  source?: string;
+  latest?: boolean;
+  yes?: boolean;
+  dryRun?: boolean;
+  /** Default true. */
+  safetyBackup?: boolean;
+  into?: string;
+  jobs?: number;
+  /** Tests: how confirmation is asked (see lib/confirm.ts). */
+  confirm?: Pick<ConfirmOptions, 'tty' | 'ask'>;
+}
+
+export interface RestoreCommandResult {
+  dryRun: boolean;
+  database: string;
+  previousDatabase?: string;
+  safetyBackup?: string;
+}
+
+const BACKUP_ID = /^db_\d{8}_\d{6}Z(_\d+)?$/;
+
+/** The backup (by id or --latest) or the file (by path) to restore. */
+async function resolveSource(ctx: Context, t: Target, o: RestoreCommandOptions): Promise<StoredBackup | { path: string }> {
+  const where = `${t.project}/${t.environment}`;
+  if (!!o.source === !!o.latest) throw new UsageError('name exactly one dump to restore: a backup id, a path, or --latest');
+  if (o.latest) {
+    const [b] = await ctx.repo.list(t.project, t.environment);
+    if (!b) throw new PgfleetError(`${where}: no complete backup to restore`, EXIT.FAILED, t);
+    return b;
+  }
+  const s = o.source!;
+  if (BACKUP_ID.test(s)) {
+    const b = await ctx.repo.find(t.project, t.environment, s);
+    if (!b) throw new UsageError(`${where}: no complete backup ${s} (see pgfleet list ${t.project} ${t.environment}); a dump without complete metadata can only be restored by its path`);
+    return b;
+  }
+  const file = path.resolve(s);
+  if (!(await fs.stat(file).catch(() => null))?.isFile()) throw new UsageError(`${s}: neither a backup id of ${where} nor an existing file`);
+  return { path: file };
+}
+
+function describe(src: StoredBackup | { path: string }): string {
+  if ('meta' in src) return `backup ${src.meta.id} (${src.meta.type}, ${src.meta.created_at}, ${humanSize(src.meta.size_bytes)}, ${src.meta.total_rows} rows in ${Object.keys(src.meta.tables).length} tables)`;
+  return `file ${src.path}`;
+}
+
+export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promise<RestoreCommandResult> {
+  const t = findTarget(ctx.config, o.project, o.environment);
+  const ref = { project: t.project, environment: t.environment };
+  if (o.into !== undefined && (!PG_IDENT.test(o.into) || o.into.includes('..'))) throw new UsageError(`--into ${JSON.stringify(o.into)}: not a valid database name (allowed: ${PG_IDENT.source})`);
+  if (o.into === t.database) throw new UsageError(`--into ${o.into} is the live database; restore over it without --into`);
+  const src = await resolveSource(ctx, t, o);
+  const where = t.container ? `container ${t.container}` : 'DATABASE_URL';
+
+  // The plan, shown before consent and as the whole output of --dry-run.
+  ctx.out(`restore plan for ${t.project}/${t.environment} (${where}):`);
+  ctx.out(`  from          ${describe(src)}`);
+  if (o.into) {
+    ctx.out(`  into          a new database ${o.into}; the live database ${t.database} is not touched`);
+  } else {
+    ctx.out(`  1. check       size and sha256 of the dump against its metadata`);
+    ctx.out(`  2. safety      ${o.safetyBackup === false ? 'NO safety backup (--no-safety-backup)' : `a safety backup of ${t.database}`}`);
+    ctx.out(`  3. stop        ${t.appContainers.length ? t.appContainers.join(', ') : '(no app containers configured)'}`);
+    ctx.out(`  4. restore     into a scratch database, then check every table's row count`);
+    ctx.out(`  5. swap        ${t.database} → ${t.database}__before_<stamp> (kept), scratch → ${t.database}`);
+    ctx.out(`  6. start       the app containers stopped in step 3${t.backup.verify_on_restore ? ', after checking the live copy (verify_on_restore)' : ''}`);
+  }
+  if (o.dryRun) {
+    const c = await checkDumpFile(src, { signal: ctx.signal, target: ref });
+    ctx.out(c.meta ? `  the dump matches its metadata (sha256 ${c.sha256.slice(0, 16)}…)` : `  WARNING: ${c.path} has no metadata; its content cannot be checked`);
+  }
+  const question = o.into ? `Restore into a new database ${o.into}?` : `Replace the live database ${t.database} of ${t.project}/${t.environment}?`;
+  if (!(await confirmOrExit(ctx, question, { yes: o.yes, dryRun: o.dryRun, ...o.confirm }))) {
+    ctx.out('dry run: nothing changed');
+    return { dryRun: true, database: o.into ?? t.database };
+  }
+
+  if (o.into) {
+    const checked = await checkDumpFile(src, { signal: ctx.signal, target: ref });
+    const sh = ctx.shellFor(t);
+    const like = await dbProps(sh, t.database, ctx.signal);
+    const r = await restoreInto(ctx, t, checked, o.into, { shell: sh, like, jobs: o.jobs });
+    ctx.out(`restored into ${o.into}: ${r.tables} tables, ${r.rows} rows${checked.meta ? ', row counts match the backup' : ''} (${(r.durationMs / 1000).toFixed(1)} s)`);
+    ctx.out(`drop it when done: ${dropHint(ctx, t, o.into)}`);
+    return { dryRun: false, database: o.into };
+  }
+
+  const r = await withLock(ctx.repo.targetDir(t.project, t.environment), t, 'restore', () =>
+    restoreOver(ctx, t, src, { safetyBackup: o.safetyBackup !== false, jobs: o.jobs, signal: ctx.signal, onStep: (s) => ctx.progress && process.stderr.write(`  ${s}\n`) }),
+  );
+  ctx.out(`restored ${r.backupId ?? path.basename('path' in src ? src.path : '')} into ${t.database}: ${r.tables} tables, ${r.rows} rows (${(r.durationMs / 1000).toFixed(1)} s)`);
+  if (r.safetyBackup) ctx.out(`safety backup: ${r.safetyBackup.meta.id} (${r.safetyBackup.path})`);
+  ctx.out(`the replaced database is kept as ${r.previousDatabase}; drop it when satisfied: ${dropHint(ctx, t, r.previousDatabase)}`);
+  return { dryRun: false, database: t.database, previousDatabase: r.previousDatabase, safetyBackup: r.safetyBackup?.meta.id };
+}
+
+/** The stock command an operator runs to drop a database pgfleet kept or made. */
+function dropHint(ctx: Context, t: Target, db: string): string {
+  const sql = `'DROP DATABASE "${db}"'`;
+  const user = t.user ? ` -U ${t.user}` : '';
+  return t.container ? `${ctx.containers.cli} exec -it ${t.container} psql${user} -d postgres -c ${sql}` : `psql "$DATABASE_URL" -c ${sql} (connected to another database)`;
+}

@@ -1,0 +1,130 @@
+/**
+ * `pgfleet verify-backups [<project> [<env>]] [--all] [--backup <id>] [--dry-run]`: the weekly job.
+ *
+ *   per enabled target, its latest complete backup (--all: every one; --backup: that one)
+ *   → checksum → full restore into a scratch database (the target's container, or
+ *     platform.verify.container) → every table's row count compared with the metadata
+ *   → the scratch database dropped, ALWAYS (failure, SIGINT/SIGTERM included)
+ *   → the result recorded in the backup's metadata (`verification`)
+ *   → metrics textfile rewritten, webhook notified (as scheduled-backup)
+ *
+ * Exit 4 when a backup failed verification, 1 when a verification could not run (container down,
+ * no connection: nothing is recorded then, the backup is not to blame), 130 when interrupted.
+ * Runs without the target's lock: it never changes a dump, and writes the metadata by an atomic
+ * replace of a freshly read copy, so backups and prunes are not blocked by an hour-long check.
+ */
+import { selectTargets, type Target } from '../config/load.js';
+import type { Context } from '../context.js';
+import { dbProps, dropDatabase, scratchName } from '../dbadmin.js';
+import { CommandError, EXIT, InterruptedError, UsageError, VerificationError, type ExitCode } from '../errors.js';
+import { targetLogger } from '../log.js';
+import { writeMetrics } from '../metrics.js';
+import { notify } from '../notify.js';
+import type { VerificationResult } from '../metadata.js';
+import type { StoredBackup } from '../repository.js';
+import { checkDumpFile, restoreInto, verificationShell } from '../restore.js';
+
+export interface VerifyOptions {
+  project?: string;
+  environment?: string;
+  all?: boolean;
+  backup?: string;
+  dryRun?: boolean;
+  jobs?: number;
+}
+
+export interface VerifyOutcome {
+  project: string;
+  environment: string;
+  id: string;
+  /** error: the check could not run (not recorded). */
+  status: 'passed' | 'failed' | 'error';
+  error?: string;
+  verification?: VerificationResult;
+}
+
+async function chosenBackups(ctx: Context, t: Target, o: VerifyOptions): Promise<StoredBackup[]> {
+  if (o.backup) {
+    const b = await ctx.repo.find(t.project, t.environment, o.backup);
+    return b ? [b] : [];
+  }
+  const all = await ctx.repo.list(t.project, t.environment);
+  return o.all ? all : all.slice(0, 1);
+}
+
+/** A failure of the backup itself (to record), as opposed to one of the machinery around it. */
+function backupsFault(e: unknown): boolean {
+  return e instanceof VerificationError || (e instanceof CommandError && /\b(pg_restore|zstd)\b/.test(e.command));
+}
+
+/** Verify one backup. The scratch database is dropped whatever happens. */
+async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs?: number): Promise<VerifyOutcome> {
+  const log = targetLogger(ctx.logger, t);
+  const { sh, foreign } = verificationShell(ctx, t);
+  const scratch = scratchName(t.database, ctx.clock());
+  const base = { project: t.project, environment: t.environment, id: b.meta.id };
+  const t0 = performance.now();
+  let verification: VerificationResult;
+  try {
+    const checked = await checkDumpFile(b, { signal: ctx.signal, target: sh.ref });
+    const like = foreign ? null : await dbProps(sh, t.database, ctx.signal).catch(() => null);
+    const r = await restoreInto(ctx, t, checked, scratch, { shell: sh, like, owner: foreign ? 'postgres' : t.user, noOwner: foreign, jobs, signal: ctx.signal });
+    verification = { status: 'passed', verified_at: ctx.clock().toISOString(), duration_ms: Math.round(performance.now() - t0), tables: r.tables, rows: r.rows, ...(sh.container ? { container: sh.container } : {}) };
+  } catch (e) {
+    if (e instanceof InterruptedError || ctx.signal?.aborted) throw e instanceof InterruptedError ? e : new InterruptedError(String(ctx.signal?.reason ?? 'SIGINT'));
+    const error = ((e as Error)?.message ?? String(e)).slice(0, 2000);
+    if (!backupsFault(e)) {
+      log.error({ id: b.meta.id, err: error }, 'verification could not run; nothing recorded');
+      return { ...base, status: 'error', error };
+    }
+    verification = { status: 'failed', verified_at: ctx.clock().toISOString(), duration_ms: Math.round(performance.now() - t0), tables: 0, rows: 0, ...(sh.container ? { container: sh.container } : {}), error };
+  } finally {
+    await dropDatabase(sh, scratch).catch((e) => log.error({ database: scratch, err: (e as Error).message }, 'could not drop the scratch database; drop it by hand'));
+  }
+  // Record on a freshly read copy: another run may have changed the metadata (or pruned the backup) meanwhile.
+  const fresh = await ctx.repo.load(b.metaPath);
+  if (fresh.backup) await ctx.repo.saveMetadata({ ...fresh.backup.meta, verification });
+  else log.warn({ id: b.meta.id, problem: fresh.problem }, 'the backup changed or disappeared during verification; result not recorded');
+  log[verification.status === 'passed' ? 'info' : 'error']({ id: b.meta.id, ...verification }, `verification ${verification.status}`);
+  return { ...base, status: verification.status, verification, ...(verification.error ? { error: verification.error } : {}) };
+}
+
+export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<{ results: VerifyOutcome[]; exitCode: ExitCode }> {
+  const targets = selectTargets(ctx.config, o.project, o.environment).filter((t) => t.backup.enabled || (o.project && o.environment));
+  const plan: [Target, StoredBackup[]][] = [];
+  for (const t of targets) plan.push([t, await chosenBackups(ctx, t, o)]);
+  if (o.backup && plan.every(([, bs]) => !bs.length)) throw new UsageError(`no complete backup ${o.backup} in ${o.project ?? 'any project'}${o.environment ? `/${o.environment}` : ''}`);
+
+  if (o.dryRun) {
+    for (const [t, bs] of plan) {
+      const where = verificationShell(ctx, t).sh.where;
+      if (!bs.length) ctx.out(`${t.project}/${t.environment}: no complete backup to verify`);
+      for (const b of bs) ctx.out(`would verify ${t.project}/${t.environment} ${b.meta.id} (${b.meta.type}, ${b.meta.created_at}) in ${where}`);
+    }
+    ctx.out('dry run: nothing changed');
+    return { results: [], exitCode: EXIT.OK };
+  }
+
+  const results: VerifyOutcome[] = [];
+  for (const [t, bs] of plan) {
+    if (!bs.length) targetLogger(ctx.logger, t).warn('no complete backup to verify');
+    for (const b of bs) {
+      const r = await verifyOne(ctx, t, b, o.jobs);
+      results.push(r);
+      const v = r.verification;
+      ctx.out(
+        r.status === 'passed'
+          ? `passed  ${r.project}/${r.environment} ${r.id}: ${v!.tables} tables, ${v!.rows} rows (${(v!.duration_ms / 1000).toFixed(1)} s)`
+          : `${r.status === 'failed' ? 'FAILED' : 'ERROR '}  ${r.project}/${r.environment} ${r.id}: ${r.error}`,
+      );
+    }
+  }
+  const failed = results.filter((r) => r.status === 'failed').length;
+  const errors = results.filter((r) => r.status === 'error').length;
+  const bad = results.filter((r) => r.status !== 'passed').map((r) => `${r.project}/${r.environment} ${r.id}`);
+  const summary = `${results.length} verified: ${results.length - failed - errors} passed, ${failed} failed${errors ? `, ${errors} could not run` : ''}${bad.length ? ` (${bad.join(', ')})` : ''}`;
+  ctx.out(summary);
+  await writeMetrics(ctx);
+  await notify(ctx, { command: 'verify-backups', ok: !failed && !errors, summary, results });
+  return { results, exitCode: failed ? EXIT.VERIFY_FAILED : errors ? EXIT.FAILED : EXIT.OK };
+}

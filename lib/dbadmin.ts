@@ -1,0 +1,175 @@
+/**
+ * Database-level administration where a target's database lives, for the restore engine: names of
+ * scratch and kept databases, create and drop, the properties a swap must keep, and the swap.
+ * Everything runs on the maintenance database `postgres`; identifiers are quoted with ident() and
+ * values with literal(), never spliced raw.
+ */
+import { randomBytes } from 'node:crypto';
+import type { TargetShell } from './container.js';
+import { PgfleetError } from './errors.js';
+import { ident, literal, psql } from './pg.js';
+
+export const MAINTENANCE_DB = 'postgres';
+/** PostgreSQL truncates identifiers longer than this (NAMEDATALEN - 1). */
+export const MAX_IDENT_BYTES = 63;
+export const SCRATCH_MARK = '__pgfleet_scratch_';
+export const BEFORE_MARK = '__before_';
+
+/** The longest prefix of s that fits in max UTF-8 bytes, never splitting a character. */
+export function truncateBytes(s: string, max: number): string {
+  let out = '';
+  for (const ch of s) {
+    if (Buffer.byteLength(out + ch) > max) break;
+    out += ch;
+  }
+  return out;
+}
+
+/** 20250106_020000 (UTC). */
+export function compactStamp(at: Date): string {
+  return at.toISOString().replace(/[-:]/g, '').slice(0, 15).replace('T', '_');
+}
+
+/** `<db>__pgfleet_scratch_<stamp>_<rand>`, at most 63 bytes: unique per call, recognisable as ours. */
+export function scratchName(database: string, at: Date, rand = randomBytes(2).toString('hex')): string {
+  const suffix = `${SCRATCH_MARK}${compactStamp(at)}_${rand}`;
+  return truncateBytes(database, MAX_IDENT_BYTES - suffix.length) + suffix;
+}
+
+/** The prefix every kept database of `database` starts with (room left for a stamp and `_NN`). */
+export function beforePrefix(database: string): string {
+  return truncateBytes(database, MAX_IDENT_BYTES - BEFORE_MARK.length - 15 - 3) + BEFORE_MARK;
+}
+
+/** `<db>__before_<stamp>` (with `_n` when that name is taken), at most 63 bytes. */
+export function beforeName(database: string, at: Date, n = 1): string {
+  return beforePrefix(database) + compactStamp(at) + (n > 1 ? `_${n}` : '');
+}
+
+const LIST_GUCS = new Set(['search_path', 'temp_tablespaces', 'session_preload_libraries', 'local_preload_libraries', 'shared_preload_libraries']);
+
+/** One `name=value` entry of pg_db_role_setting as `SET name TO …` (list settings item by item). */
+export function settingClause(entry: string): string {
+  const at = entry.indexOf('=');
+  if (at <= 0) throw new PgfleetError(`unexpected database setting ${JSON.stringify(entry)}`);
+  const name = entry.slice(0, at);
+  const value = entry.slice(at + 1);
+  if (!LIST_GUCS.has(name.toLowerCase())) return `SET ${ident(name)} TO ${literal(value)}`;
+  return `SET ${ident(name)} TO ${splitGucList(value).map(literal).join(', ')}`;
+}
+
+/** A list setting's items: split at commas outside double quotes, quotes removed ("" → "). */
+export function splitGucList(value: string): string[] {
+  const items: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (quoted) {
+      if (c === '"' && value[i + 1] === '"') [cur, i] = [cur + '"', i + 1];
+      else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') [items.push(cur.trim()), (cur = '')];
+    else cur += c;
+  }
+  items.push(quoted ? cur : cur.trim());
+  return items;
+}
+
+/** What a database carries beyond its content, and a swap must keep. */
+export interface DbProps {
+  owner: string;
+  encoding: string;
+  collate: string;
+  ctype: string;
+  conn_limit: number;
+  settings: string[];
+  /** null: the default privileges (datacl NULL). */
+  grants: { grantee: string | null; privilege: string; grantable: boolean }[] | null;
+  comment: string | null;
+}
+
+/** The properties of `database`, or null when it does not exist. */
+export async function dbProps(sh: TargetShell, database: string, signal?: AbortSignal): Promise<DbProps | null> {
+  const out = await psql(
+    sh,
+    MAINTENANCE_DB,
+    `SELECT json_build_object('owner', pg_get_userbyid(d.datdba), 'encoding', pg_encoding_to_char(d.encoding), 'collate', d.datcollate, 'ctype', d.datctype,
+       'conn_limit', d.datconnlimit,
+       'settings', coalesce((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0), '{}'),
+       'grants', CASE WHEN d.datacl IS NULL THEN NULL ELSE coalesce((SELECT json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
+                  'privilege', a.privilege_type, 'grantable', a.is_grantable)) FROM aclexplode(d.datacl) a), '[]') END,
+       'comment', shobj_description(d.oid, 'pg_database'))
+     FROM pg_database d WHERE d.datname = ${literal(database)}`,
+    signal,
+  );
+  return out.trim() ? (JSON.parse(out.trim()) as DbProps) : null;
+}
+
+/** Which of `names` exist. */
+export async function existing(sh: TargetShell, names: string[]): Promise<string[]> {
+  const out = await psql(sh, MAINTENANCE_DB, `SELECT datname FROM pg_database WHERE datname IN (${names.map(literal).join(', ')}) ORDER BY 1`);
+  return out.split('\n').filter(Boolean);
+}
+
+/** Databases whose name starts with `prefix`, sorted. */
+export async function databasesStartingWith(sh: TargetShell, prefix: string): Promise<string[]> {
+  const out = await psql(sh, MAINTENANCE_DB, `SELECT datname FROM pg_database WHERE starts_with(datname, ${literal(prefix)}) ORDER BY 1`);
+  return out.split('\n').filter(Boolean);
+}
+
+/** May the connecting role create (and so rename) databases? */
+export async function canCreateDatabases(sh: TargetShell): Promise<boolean> {
+  const out = await psql(sh, MAINTENANCE_DB, `SELECT rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user`);
+  return out.trim() === 't';
+}
+
+/** An empty database from template0 (as pg_restore wants), with the encoding and locale of `like`. */
+export async function createDatabase(sh: TargetShell, name: string, o: { owner?: string; like?: DbProps | null; signal?: AbortSignal }): Promise<void> {
+  const parts = [`CREATE DATABASE ${ident(name)} TEMPLATE template0`];
+  if (o.owner) parts.push(`OWNER ${ident(o.owner)}`);
+  if (o.like) parts.push(`ENCODING ${literal(o.like.encoding)} LC_COLLATE ${literal(o.like.collate)} LC_CTYPE ${literal(o.like.ctype)}`);
+  await psql(sh, MAINTENANCE_DB, parts.join(' '), o.signal);
+}
+
+/** Drop if it exists, ending its sessions. Idempotent. */
+export async function dropDatabase(sh: TargetShell, name: string): Promise<void> {
+  await psql(sh, MAINTENANCE_DB, `DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`);
+}
+
+/**
+ * The statements that give `name` the settings, privileges, connection limit and comment of
+ * `props`. Applied after the restore: a setting such as default_transaction_read_only must not
+ * apply to pg_restore itself.
+ */
+export function propsStatements(name: string, props: DbProps): string[] {
+  const db = ident(name);
+  const stmts = props.settings.map((s) => `ALTER DATABASE ${db} ${settingClause(s)};`);
+  if (props.grants) {
+    stmts.push(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC;`, `REVOKE ALL ON DATABASE ${db} FROM ${ident(props.owner)};`);
+    for (const g of props.grants) stmts.push(`GRANT ${g.privilege} ON DATABASE ${db} TO ${g.grantee === null ? 'PUBLIC' : ident(g.grantee)}${g.grantable ? ' WITH GRANT OPTION' : ''};`);
+  }
+  if (props.conn_limit !== -1) stmts.push(`ALTER DATABASE ${db} CONNECTION LIMIT ${Math.trunc(props.conn_limit)};`);
+  if (props.comment !== null) stmts.push(`COMMENT ON DATABASE ${db} IS ${literal(props.comment)};`);
+  return stmts;
+}
+
+/**
+ * Atomically (one transaction: all of it or nothing): give `incoming` the properties `props` (when
+ * given), end the client sessions on `live` and `incoming`, rename `live` → `keepAs` and
+ * `incoming` → `live`.
+ */
+export async function swapDatabases(sh: TargetShell, live: string, incoming: string, keepAs: string, props?: DbProps): Promise<void> {
+  await psql(
+    sh,
+    MAINTENANCE_DB,
+    `BEGIN;
+     ${props ? propsStatements(incoming, props).join('\n     ') : ''}
+     SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+       WHERE datname IN (${literal(live)}, ${literal(incoming)}) AND pid <> pg_backend_pid() AND backend_type = 'client backend';
+     ALTER DATABASE ${ident(live)} RENAME TO ${ident(keepAs)};
+     ALTER DATABASE ${ident(incoming)} RENAME TO ${ident(live)};
+     COMMIT;`,
+  );
+}

@@ -1,0 +1,156 @@
+/**
+ * The safe restore over a live database (ARCHITECTURE.md "A safe restore"). The caller holds the
+ * target's lock; nothing here prompts or prints.
+ *
+ *   check the dump against its metadata → preflight (container, live database, privileges, app
+ *   containers) → safety backup → stop the running app containers → restore into a scratch
+ *   database and check it → in one transaction: give it the live database's settings and
+ *   privileges, end the sessions, rename (live → <db>__before_<stamp>, scratch → live) → check the live copy
+ *   (verify_on_restore), before any app writes to it → start the app containers
+ *
+ * Promises: a failure (or interrupt) before the swap drops the scratch database, starts the app
+ * containers it stopped and leaves the live database untouched; a failure after the swap swaps
+ * back first. Each rollback step is registered before its risky step and checks state before
+ * acting. The replaced database is kept until dropped on purpose.
+ */
+import { takeBackup } from './backup.js';
+import type { Target } from './config/load.js';
+import type { TargetShell } from './container.js';
+import type { Context } from './context.js';
+import { beforeName, beforePrefix, canCreateDatabases, databasesStartingWith, dbProps, dropDatabase, existing, scratchName, swapDatabases } from './dbadmin.js';
+import { EXIT, InterruptedError, PgfleetError, VerificationError, exitCodeOf } from './errors.js';
+import { targetLogger } from './log.js';
+import { rowCounts } from './pg.js';
+import type { StoredBackup } from './repository.js';
+import { checkDumpFile, compareCounts, restoreInto, type CheckedDump } from './restore.js';
+import { Undo } from './undo.js';
+
+export interface RestoreOverOptions {
+  /** Take a `safety` backup of the live database first (default true). */
+  safetyBackup?: boolean;
+  signal?: AbortSignal;
+  /** pg_restore jobs (default: up to 4, by CPUs). */
+  jobs?: number;
+  /** The dump, already checked by the caller (skips a second read). */
+  checked?: CheckedDump;
+  /** Told each step as it starts (for progress lines). */
+  onStep?: (step: string) => void;
+}
+
+export interface RestoreOverResult {
+  liveDatabase: string;
+  /** The replaced database, kept under this name until dropped on purpose. */
+  previousDatabase: string;
+  safetyBackup?: StoredBackup;
+  backupId: string | null;
+  tables: number;
+  rows: number;
+  /** App containers stopped and started again. */
+  restartedContainers: string[];
+  durationMs: number;
+}
+
+export async function restoreOver(ctx: Context, target: Target, backup: StoredBackup | { path: string }, opts: RestoreOverOptions = {}): Promise<RestoreOverResult> {
+  const signal = opts.signal ?? ctx.signal;
+  const log = targetLogger(ctx.logger, target);
+  const ref = { project: target.project, environment: target.environment };
+  const where = `${target.project}/${target.environment}`;
+  const live = target.database;
+  const t0 = performance.now();
+  const step = (name: string) => {
+    if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
+    opts.onStep?.(name);
+    log.info({ step: name }, `restore: ${name}`);
+  };
+
+  // The file against its metadata, before anything else.
+  step('check the dump against its metadata');
+  const dump = opts.checked ?? (await checkDumpFile(backup, { signal, target: ref }));
+
+  // Preflight: everything that can be known wrong before anything is touched.
+  const sh = ctx.shellFor(target);
+  if (target.container && !(await ctx.containers.isRunning(target.container, ref))) throw new PgfleetError(`${where}: container "${target.container}" is not running or does not exist`, EXIT.FAILED, ref);
+  const now = ctx.clock();
+  const [props, mayCreate, keepAs, ...apps] = await Promise.all([
+    dbProps(sh, live, signal),
+    canCreateDatabases(sh),
+    freeBeforeName(sh, live, now),
+    ...target.appContainers.map(async (c) => [c, await ctx.containers.isRunning(c, ref)] as const),
+  ]);
+  if (!props) throw new PgfleetError(`${where}: database "${live}" does not exist (${sh.where}); to create it from the dump, restore with --into ${live}`, EXIT.FAILED, ref);
+  if (!mayCreate) throw new PgfleetError(`${where}: role ${target.user ?? '(default)'} may not create or rename databases; a safe restore needs CREATEDB (ALTER ROLE … CREATEDB)`, EXIT.FAILED, ref);
+  const appState = new Map<string, boolean>();
+  for (const [c, r] of apps as (readonly [string, boolean | null])[]) {
+    if (r === null) throw new PgfleetError(`${where}: app container "${c}" (database.app_containers.${target.environment}) does not exist`, EXIT.FAILED, ref);
+    appState.set(c, r);
+  }
+  const scratch = scratchName(live, now);
+
+  const undo = new Undo(log);
+  try {
+    let safety: StoredBackup | undefined;
+    if (opts.safetyBackup !== false) {
+      step('safety backup of the live database');
+      safety = await takeBackup(ctx, target, { type: 'safety', release: null });
+    }
+
+    step('stop app containers');
+    const stopped: string[] = [];
+    for (const [c, wasRunning] of appState) {
+      if (!wasRunning) {
+        log.info({ container: c }, 'app container already stopped; left as it is');
+        continue;
+      }
+      undo.push(`start app container ${c}`, async () => {
+        if ((await ctx.containers.isRunning(c, ref)) === false) await ctx.containers.start(c, ref);
+      });
+      await ctx.containers.stop(c, ref);
+      stopped.push(c);
+    }
+
+    step(`restore into scratch database ${scratch}`);
+    undo.push(`drop scratch database ${scratch}`, () => dropDatabase(sh, scratch));
+    const restored = await restoreInto(ctx, target, dump, scratch, { shell: sh, owner: props.owner, like: props, jobs: opts.jobs, signal });
+
+    step(`swap: ${live} → ${keepAs}, ${scratch} → ${live}`);
+    undo.push(`swap back: ${keepAs} → ${live}`, () => swapBack(sh, live, keepAs, scratch));
+    await swapDatabases(sh, live, scratch, keepAs, props); // not under the signal: one short transaction, settings and privileges included
+
+    if (target.backup.verify_on_restore && dump.meta) {
+      step('check the live database (verify_on_restore)');
+      const problems = compareCounts(dump.meta.tables, await rowCounts(sh, live, signal));
+      if (problems.length) throw new VerificationError(`${where}: the live database after the swap differs from backup ${dump.meta.id}: ${problems.slice(0, 5).join('; ')}`, ref);
+    }
+
+    step('start app containers');
+    for (const c of stopped) await ctx.containers.start(c, ref);
+    undo.clear();
+    const durationMs = Math.round(performance.now() - t0);
+    log.info({ backup: dump.meta?.id ?? dump.path, previous_database: keepAs, tables: restored.tables, rows: restored.rows, duration_ms: durationMs }, 'restore complete');
+    return { liveDatabase: live, previousDatabase: keepAs, safetyBackup: safety, backupId: dump.meta?.id ?? null, tables: restored.tables, rows: restored.rows, restartedContainers: stopped, durationMs };
+  } catch (e) {
+    log.error({ err: (e as Error)?.message ?? String(e) }, 'restore failed; rolling back');
+    const left = await undo.run();
+    if (!left.length) throw e;
+    throw new PgfleetError(`${(e as Error)?.message ?? String(e)}\nrollback incomplete, fix by hand: ${left.join('; ')}`, exitCodeOf(e), ref, { cause: e });
+  }
+}
+
+/** Undo a swap that happened (checked by name): live → scratch name (dropped next), kept → live. */
+async function swapBack(sh: TargetShell, live: string, keepAs: string, scratch: string): Promise<void> {
+  const present = await existing(sh, [live, keepAs, scratch]);
+  if (!present.includes(keepAs)) return; // the swap never happened
+  await swapDatabases(sh, live, keepAs, scratch);
+}
+
+async function freeBeforeName(sh: TargetShell, live: string, at: Date): Promise<string> {
+  const taken = new Set(await databasesStartingWith(sh, beforePrefix(live)));
+  for (let n = 1; ; n++) if (!taken.has(beforeName(live, at, n))) return beforeName(live, at, n);
+}
+
+/** The `<db>__before_<stamp>` databases earlier restores kept, oldest first. */
+export async function leftoverDatabases(ctx: Context, target: Target): Promise<string[]> {
+  const prefix = beforePrefix(target.database);
+  const names = await databasesStartingWith(ctx.shellFor(target), prefix);
+  return names.filter((n) => /^\d{8}_\d{6}(_\d+)?$/.test(n.slice(prefix.length)));
+}
