@@ -9,6 +9,7 @@ import { z } from 'zod';
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020.js';
 import { ProjectsFile } from './config/schema.js';
 import { BackupMetadata } from './metadata.js';
+import { DeploymentManifest } from './manifest.js';
 
 /** The package root (where package.json is), from source or from dist/. */
 export const PACKAGE_ROOT = (() => {
@@ -27,6 +28,7 @@ export const VERSION: string = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, '
 export const SCHEMAS: Record<string, z.ZodType> = {
   projects: ProjectsFile,
   'backup-metadata': BackupMetadata,
+  'deployment-manifest': DeploymentManifest,
 };
 
 export function generateSchema(name: string): object {

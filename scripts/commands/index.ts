@@ -1,7 +1,8 @@
 // Every verb the CLI knows, in the order `pgfleet --help` lists them. Add a verb: one file, one line here.
 import { backup, configCheck, list } from './core.js';
+import { deploymentStatus, predeploy, rollback } from './deploy.js';
 import { restore, verifyBackups } from './restore.js';
 import { prune, scheduledBackup, status } from './fleet.js';
 import type { Verb } from './types.js';
 
-export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, prune, restore, verifyBackups];
+export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, prune, predeploy, deploymentStatus, rollback, restore, verifyBackups];

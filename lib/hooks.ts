@@ -1,0 +1,66 @@
+/**
+ * Project hooks (database.hooks.* in projects.yml): an argv array run through the Runner, never a
+ * shell string of ours, with the directory of projects.yml as its working directory.
+ *
+ * Promises: runHook never throws for the hook's own failure (non-zero exit, killed, not found);
+ * it returns the exit code or signal and the redacted tail of the hook's stdout and stderr. It
+ * throws InterruptedError when pgfleet itself is interrupted.
+ */
+import path from 'node:path';
+import { loadCredentials, type Target } from './config/load.js';
+import type { Context } from './context.js';
+import { CommandError, InterruptedError } from './errors.js';
+import type { HookResult } from './manifest.js';
+import { redact } from './redact.js';
+
+const TAIL_BYTES = 2048;
+
+function tail(text: string, bytes = TAIL_BYTES): string {
+  const t = text.length > bytes ? '…' + text.slice(-bytes) : text;
+  return t.replace(/\s+$/, '');
+}
+
+/** Run one hook to completion with `env` added to pgfleet's own environment. */
+export async function runHook(ctx: Context, target: Target, name: string, argv: readonly string[], env: Record<string, string>): Promise<HookResult> {
+  const ref = { project: target.project, environment: target.environment };
+  const creds = loadCredentials(target, ctx.env);
+  const secrets = [creds.password, creds.databaseUrl].filter((s): s is string => !!s);
+  const cwd = path.dirname(ctx.config.file);
+  const started = performance.now();
+  const p = ctx.runner.spawn(argv, { env, cwd, target: ref, what: `${name} hook`, signal: ctx.signal, secrets });
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => {
+    out += d.toString('utf8');
+    if (out.length > 4 * TAIL_BYTES) out = out.slice(-TAIL_BYTES);
+  });
+  let exitCode: number | null = 0;
+  let signal: string | null = null;
+  let errTail = '';
+  try {
+    await p.done;
+    errTail = p.stderrTail();
+  } catch (e) {
+    if (e instanceof InterruptedError) throw e;
+    if (!(e instanceof CommandError)) throw e;
+    exitCode = e.code;
+    signal = e.signal;
+    errTail = e.stderrTail;
+  }
+  const parts = [tail(out) && `stdout: ${tail(out)}`, tail(errTail) && `stderr: ${tail(errTail)}`].filter(Boolean);
+  return {
+    argv: [...argv],
+    exit_code: exitCode,
+    signal,
+    duration_ms: Math.round(performance.now() - started),
+    output_tail: redact(parts.join('\n'), secrets),
+  };
+}
+
+export function hookFailed(h: HookResult): boolean {
+  return h.signal !== null || h.exit_code !== 0;
+}
+
+/** "exit code 3" / "killed by SIGKILL", for messages. */
+export function hookHow(h: HookResult): string {
+  return h.signal ? `killed by ${h.signal}` : `exit code ${h.exit_code}`;
+}
