@@ -4,11 +4,14 @@
  *
  * Exit 1 when an enabled target has no complete backup newer than platform.max_backup_age
  * (default 26h) or its latest verification failed; disabled targets are shown, never fail it.
+ * Also lists the databases a restore kept (`<db>__before_<stamp>`) until someone drops them;
+ * they never fail status, and a target whose database cannot be reached shows them as unknown.
  * Read-only: takes no lock, writes nothing. "Now" is ctx.clock() (PGFLEET_NOW).
  */
 import type { Context } from '../context.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { targetFacts } from '../metrics.js';
+import { leftoverDatabases } from '../restore.js';
 import { humanSize } from './list.js';
 
 export interface TargetStatus {
@@ -23,6 +26,8 @@ export interface TargetStatus {
   /** (latest size / previous size) − 1, e.g. -0.4 for a dump 40 % smaller than the one before. */
   size_change: number | null;
   verification: { status: 'passed' | 'failed'; verified_at: string; age_seconds: number; backup_id: string; error?: string } | null;
+  /** Databases kept by restores (drop them once the restore is known good); null: could not look. */
+  leftover_databases: string[] | null;
 }
 
 export interface StatusReport {
@@ -46,7 +51,8 @@ export async function runStatus(ctx: Context, o: { json?: boolean } = {}): Promi
   const secondsSince = (iso: string) => (now.getTime() - Date.parse(iso)) / 1000;
   const targets = await Promise.all(
     ctx.config.targets.map(async (t): Promise<TargetStatus> => {
-      const f = targetFacts(await ctx.repo.list(t.project, t.environment));
+      const [backups, leftovers] = await Promise.all([ctx.repo.list(t.project, t.environment), leftoverDatabases(ctx, t).catch(() => null)]);
+      const f = targetFacts(backups);
       const problems: string[] = [];
       const latest = f.latest && { id: f.latest.meta.id, type: f.latest.meta.type, created_at: f.latest.meta.created_at, age_seconds: Math.round(secondsSince(f.latest.meta.created_at)), size_bytes: f.latest.meta.size_bytes };
       if (!latest) problems.push('no complete backup');
@@ -65,6 +71,7 @@ export async function runStatus(ctx: Context, o: { json?: boolean } = {}): Promi
         previous_size_bytes: prev,
         size_change: latest && prev ? latest.size_bytes / prev - 1 : null,
         verification: v && { status: v.status, verified_at: v.verified_at, age_seconds: Math.round(secondsSince(v.verified_at)), backup_id: v.backup_id, ...(v.error ? { error: v.error } : {}) },
+        leftover_databases: leftovers,
       };
     }),
   );
@@ -88,5 +95,7 @@ function print(ctx: Context, r: StatusReport): void {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));
   for (const x of [head, ...rows]) ctx.out(x.map((c, i) => (i === x.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd());
+  const kept = r.targets.flatMap((t) => (t.leftover_databases ?? []).map((d) => `${t.project}/${t.environment}: ${d}`));
+  if (kept.length) ctx.out(`databases kept by restores (drop each once the restore is known good: DROP DATABASE "<name>"):\n  ${kept.join('\n  ')}`);
   ctx.out(r.ok ? 'status: ok' : `status: FAIL (${r.targets.filter((t) => !t.ok).map((t) => `${t.project}/${t.environment}`).join(', ')})`);
 }

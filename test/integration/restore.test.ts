@@ -5,6 +5,7 @@ import { runBackup } from '../../lib/commands/backup.js';
 import { runRestore } from '../../lib/commands/restore.js';
 import { EXIT, PgfleetError } from '../../lib/errors.js';
 import { leftoverDatabases } from '../../lib/restore.js';
+import { runStatus } from '../../lib/commands/status.js';
 import { findTarget } from '../../lib/config/load.js';
 import { sampleSql } from '../../lib/sandbox/sample.js';
 import { dataDigest, schemaDump, TestFleet } from '../helpers.js';
@@ -91,6 +92,10 @@ describe('restore over a live database (real PostgreSQL 15 in containers)', () =
     // The replaced database is kept, with what was written after the backup, and listed as a leftover.
     expect(r.previousDatabase).toMatch(/^acme_production__before_\d{8}_\d{6}$/);
     expect(await leftoverDatabases(rctx, findTarget(rctx.config, 'acme', 'production'))).toEqual([r.previousDatabase]);
+    const { ctx: sctx, out: sout } = fleet.context();
+    const st = await runStatus(sctx, {});
+    expect(st.report.targets.find((t) => t.project === 'acme')?.leftover_databases).toEqual([r.previousDatabase]);
+    expect(sout.join('\n')).toContain(`acme/production: ${r.previousDatabase}`);
     expect(await fleet.sql('acme', r.previousDatabase!, `SELECT count(*) FROM junk`)).toBe('0\n');
     expect(await scratchLeft('acme')).toEqual([]);
     const safety = (await rctx.repo.list('acme', 'production')).filter((x) => x.meta.type === 'safety');
