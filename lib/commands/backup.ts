@@ -3,6 +3,7 @@ import { takeBackup, type BackupOptions } from '../backup.js';
 import { findTarget } from '../config/load.js';
 import type { Context } from '../context.js';
 import { withLock } from '../lock.js';
+import { writeMetrics } from '../metrics.js';
 import type { StoredBackup } from '../repository.js';
 
 export interface BackupCommandOptions extends BackupOptions {
@@ -14,6 +15,7 @@ export async function runBackup(ctx: Context, o: BackupCommandOptions): Promise<
   const target = findTarget(ctx.config, o.project, o.environment);
   // Lock, dump, record; the lock goes however the dump ends.
   const b = await withLock(ctx.repo.targetDir(target.project, target.environment), target, `backup --type ${o.type}`, () => takeBackup(ctx, target, o));
+  await writeMetrics(ctx); // never throws: metrics must not fail a backup
   ctx.out(b.path);
   return b;
 }
