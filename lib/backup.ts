@@ -14,7 +14,7 @@
  * the error names project, environment and the tail of the failing command's stderr.
  */
 import { createHash } from 'node:crypto';
-import { promises as fs, constants, createWriteStream, close as closeCb, fsync as fsyncCb, fchmod as fchmodCb, open as openCb } from 'node:fs';
+import { promises as fs, constants, createWriteStream, close as closeCb, fsync as fsyncCb, fchmod as fchmodCb, open as openCb, write as writeCb, writev as writevCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,7 +22,7 @@ import type { Target } from './config/load.js';
 import type { Context } from './context.js';
 import type { TargetShell } from './container.js';
 import { CommandError, InterruptedError, PgfleetError } from './errors.js';
-import { FILE_MODE, publish, tempPathFor } from './fsutil.js';
+import { FILE_MODE, publish, removeStaleTemps, tempPathFor } from './fsutil.js';
 import { targetLogger } from './log.js';
 import type { BackupMetadata, BackupType } from './metadata.js';
 import { majorOf, parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from './pg.js';
@@ -147,6 +147,17 @@ async function openSnapshot(ctx: Context, target: Target, sh: TargetShell, sessi
   }
 }
 
+/**
+ * A write stream over `fd` that never closes it, not even when a failed pipeline destroys it: the
+ * fd is closed once, by its opener. (A stream's own close plus ours would close the fd number
+ * twice, and the second close could hit whatever reused the number meanwhile, such as a child's
+ * pipe, hanging the run.)
+ */
+function streamTo(fd: number) {
+  const noClose = { open: openCb, write: writeCb, writev: writevCb, close: (_fd: number, cb: (e: null) => void) => cb(null) };
+  return createWriteStream('', { fd, autoClose: false, fs: noClose as never });
+}
+
 function hashCounter() {
   const hash = createHash('sha256');
   let bytes = 0;
@@ -206,6 +217,7 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
   if (ctx.signal?.aborted) onAbort();
 
   try {
+    if (stopping) throw firstError; // interrupted before anything started
     // One round trip before the dump: pg_dump's process waits for the snapshot the session exports;
     // pg_dump imports it, the row counts run in it.
     const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(lockWaitMs)}`, '-w', ...sh.conn(target.database)], { what: 'pg_dump', interactive: true });
@@ -213,6 +225,9 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     session = PsqlSession.open(sh, target.database);
     const pre = await openSnapshot(ctx, target, sh, session, dump, lockWaitMs);
     id = await ctx.repo.newId(target.project, target.environment, startedAt);
+    // Temp files of runs killed outright (SIGKILL, power loss) go now; ours is named after this pid.
+    const swept = await removeStaleTemps(ctx.repo.databaseDir(target.project, target.environment));
+    if (swept.length) log.warn({ files: swept }, 'removed temporary files left by a killed run');
     const final = ctx.repo.dumpPath(target.project, target.environment, id);
     temp = tempPathFor(final);
     log.info({ id, type: opts.type, database: target.database, where: sh.where }, 'backup started');
@@ -237,7 +252,7 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     const results = await Promise.allSettled([
       watch(dump.done),
       watch(zstd.done),
-      watch(pipeline(zstd.stdout, hc.t, createWriteStream('', { fd, autoClose: false }))),
+      watch(pipeline(zstd.stdout, hc.t, streamTo(fd))),
       watch(session.query(ROW_COUNTS_SQL).then(parseRowCounts)),
     ]);
     progress.stop();
@@ -294,12 +309,32 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     await Promise.allSettled(procs.map((p) => p.done));
     if (fd !== undefined) await promisify(closeCb)(fd).catch(() => undefined);
     if (temp) await fs.rm(temp, { force: true });
-    const err = firstError ?? e;
+    // An interrupt wins over what it caused (a child killed by the same Ctrl-C may report first).
+    const err = ctx.signal?.aborted ? new InterruptedError(String(ctx.signal.reason ?? 'SIGINT')) : lockWaitProblem(firstError ?? e, target, lockWaitMs);
     log.error({ id, err: err instanceof Error ? redact(err.message) : String(err) }, 'backup failed, nothing kept');
     throw decorate(err, target);
   } finally {
     ctx.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** A lock wait that ran out (pg_dump's LOCK TABLE, or the row counts' lock_timeout), said plainly. */
+function lockWaitProblem(e: unknown, target: Target, lockWaitMs: number): unknown {
+  if (!(e instanceof CommandError)) return e;
+  const tail = e.stderrTail;
+  if (!/canceling statement due to lock timeout/.test(tail) && !(/canceling statement due to statement timeout/.test(tail) && /LOCK TABLE/.test(tail))) return e;
+  const first = tail.trim().split('\n').find((l) => /ERROR/.test(l))?.trim() ?? tail.trim().split('\n')[0];
+  return new PgfleetError(
+    `${target.project}/${target.environment}: a table lock was not granted within ${humanMs(lockWaitMs)} (--lock-wait-timeout, or backup.lock_wait_timeout): another session holds a conflicting lock; nothing was dumped (${first})`,
+    1,
+    { project: target.project, environment: target.environment },
+    { cause: e },
+  );
+}
+
+function humanMs(ms: number): string {
+  for (const [unit, n] of [['h', 3600e3], ['m', 60e3], ['s', 1e3]] as const) if (ms >= n && ms % n === 0) return `${ms / n}${unit}`;
+  return `${ms}ms`;
 }
 
 /** Name the target in errors that do not already (disk full, a stream error). */

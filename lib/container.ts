@@ -39,16 +39,31 @@ export class ContainerCli {
   }
 }
 
-/** Environment for a client reached directly: the URL split into libpq variables. */
-export function libpqEnvFromUrl(url: string): Record<string, string> {
-  let u: URL;
+/**
+ * A postgresql:// URL as libpq reads it. WHATWG URL rejects an empty host with credentials, which
+ * libpq accepts (postgresql://user:pass@/db?host=/run/postgresql: a unix socket); such a URL is
+ * parsed with a placeholder host that is never used. Throws without echoing the URL (it holds the password).
+ */
+function parsePgUrl(url: string): { u: URL; emptyHost: boolean } {
+  if (!/^postgres(ql)?:\/\//i.test(url)) throw new PgfleetError('DATABASE_URL is not a postgresql:// URL');
   try {
-    u = new URL(url);
+    return { u: new URL(url), emptyHost: false };
   } catch {
+    const m = /^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[/?#]|$)/i.exec(url);
+    try {
+      if (m) return { u: new URL(m[1] + 'empty-host.invalid' + url.slice(m[1].length)), emptyHost: true };
+    } catch {
+      /* reported below */
+    }
     throw new PgfleetError('DATABASE_URL is not a valid URL');
   }
+}
+
+/** Environment for a client reached directly: the URL split into libpq variables. */
+export function libpqEnvFromUrl(url: string): Record<string, string> {
+  const { u, emptyHost } = parsePgUrl(url);
   const env: Record<string, string> = {};
-  const host = u.searchParams.get('host') ?? decodeURIComponent(u.hostname);
+  const host = u.searchParams.get('host') ?? (emptyHost ? '' : decodeURIComponent(u.hostname));
   if (host) env.PGHOST = host;
   if (u.port) env.PGPORT = u.port;
   if (u.username) env.PGUSER = decodeURIComponent(u.username);
@@ -80,7 +95,11 @@ export class TargetShell {
       this.env = credentials.password ? { PGPASSWORD: credentials.password } : {};
     } else {
       if (!credentials.databaseUrl) throw new PgfleetError(`${target.project}/${target.environment}: no container configured and no DATABASE_URL in ${target.envFile} or the environment`, 2, this.ref);
-      this.env = libpqEnvFromUrl(credentials.databaseUrl);
+      try {
+        this.env = libpqEnvFromUrl(credentials.databaseUrl);
+      } catch (e) {
+        throw new PgfleetError(`${target.project}/${target.environment}: ${(e as Error).message} (from ${target.envFile} or the environment)`, 2, this.ref);
+      }
       if (credentials.password && !this.env.PGPASSWORD) this.env.PGPASSWORD = credentials.password;
     }
     this.secrets = [credentials.password, credentials.databaseUrl, this.env.PGPASSWORD].filter((s): s is string => !!s);

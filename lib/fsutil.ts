@@ -32,6 +32,32 @@ export function tempPathFor(final: string): string {
   return path.join(path.dirname(final), `${TEMP_PREFIX}${path.basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}`);
 }
 
+/**
+ * Remove the temporary files in `dir` whose writer is gone (a run killed with SIGKILL, a crash):
+ * the writer's pid is part of every temp name (tempPathFor). A temp file of a live process is
+ * left alone. Returns the names removed. Never touches a complete file.
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const n of names) {
+    const m = n.startsWith(TEMP_PREFIX) ? /\.(\d+)\.[0-9a-f]{8}$/.exec(n) : null;
+    if (!m || pidAlive(Number(m[1]))) continue;
+    await fs.rm(path.join(dir, n), { force: true });
+    removed.push(n);
+  }
+  return removed;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
 export async function fsyncDir(dir: string): Promise<void> {
   const h = await fs.open(dir, constants.O_RDONLY);
   try {

@@ -147,6 +147,13 @@ export class Runner {
         } catch {
           /* already gone */
         }
+        // What it still writes is unwanted. A stdout paused by a dead consumer's backpressure would
+        // never reach EOF, the child would never 'close', and `done` would never settle.
+        const out = p.stdout;
+        if (out && !out.destroyed) {
+          out.unpipe();
+          out.resume();
+        }
       },
     };
   }

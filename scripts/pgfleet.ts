@@ -56,6 +56,8 @@ async function main(argv: string[]): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => {
     if (++signals > 1) process.exit(EXIT.INTERRUPTED);
     ac.abort(sig);
+    // Cleanup is bounded: a run that cannot finish it still ends (the next run removes its temp file).
+    setTimeout(() => process.exit(EXIT.INTERRUPTED), 30_000).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

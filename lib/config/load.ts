@@ -128,14 +128,15 @@ function keysAt(schema: z.ZodType, p: readonly PropertyKey[]): string[] {
   return s && def(s).type === 'object' ? Object.keys(def(s).shape ?? {}) : [];
 }
 
-const dotted = (p: readonly PropertyKey[]) => p.map(String).join('.');
+/** A key path for messages; a segment that is not plain text is quoted, so a newline cannot forge a line. */
+const dotted = (p: readonly PropertyKey[]) => p.map((k) => (/^[\x21-\x7e]+$/.test(String(k)) ? String(k) : JSON.stringify(String(k)))).join('.');
 
 /** Parse and validate; returns every issue found, never throws for bad content. */
 export function checkConfigText(text: string, file: string): { data?: z.infer<typeof ProjectsFile>; issues: ConfigIssue[] } {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
   const issues: ConfigIssue[] = [];
-  for (const e of doc.errors) issues.push({ file, line: e.linePos?.[0]?.line, path: '', message: `YAML: ${e.message.split('\n')[0]}` });
+  for (const e of doc.errors) issues.push({ file, line: e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line, path: '', message: `YAML: ${e.message.split('\n')[0]}` });
   if (issues.length) return { issues };
   const raw = doc.toJS() ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) return { issues: [{ file, line: 1, path: '', message: 'expected a mapping of project names' }] };
@@ -149,6 +150,10 @@ export function checkConfigText(text: string, file: string): { data?: z.infer<ty
           const hint = didYouMean(k, known);
           issues.push({ file, line: lineOf(doc, lc, iss.path, k), path: dotted([...iss.path, k]), message: `unknown key${hint ? ` (did you mean "${hint}"?)` : ''}` });
         }
+      } else if (iss.code === 'invalid_key') {
+        // A record key (an environment name) that is not a valid name: say which rule, not "Invalid key".
+        const why = [...new Set(iss.issues.map((i) => i.message))].join('; ');
+        issues.push({ file, line: lineOf(doc, lc, iss.path.slice(0, -1), String(iss.path.at(-1))), path: dotted(iss.path), message: why || iss.message });
       } else {
         issues.push({ file, line: lineOf(doc, lc, iss.path), path: dotted(iss.path), message: iss.message });
       }
@@ -156,7 +161,7 @@ export function checkConfigText(text: string, file: string): { data?: z.infer<ty
   }
   for (const name of Object.keys(raw)) {
     if (name !== 'platform' && !isSegment(name))
-      issues.push({ file, line: lineOf(doc, lc, [], name), path: name, message: 'not a valid project name (letters, digits, "_", "-", "."; no leading dash, no "..")' });
+      issues.push({ file, line: lineOf(doc, lc, [], name), path: dotted([name]), message: 'not a valid project name (letters, digits, "_", "-", "."; no leading dash, no "..")' });
   }
   // Rules across keys: app_containers and hooks name environments that exist.
   for (const [name, proj] of Object.entries(raw as Record<string, { database?: DatabaseConfig }>)) {
@@ -166,6 +171,7 @@ export function checkConfigText(text: string, file: string): { data?: z.infer<ty
       if (!(env in db.databases))
         issues.push({ file, line: lineOf(doc, lc, [name, 'database', 'app_containers'], env), path: `${name}.database.app_containers.${env}`, message: `no such environment in ${name}.database.databases` });
   }
+  issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   return issues.length ? { issues } : { data: parsed.data, issues };
 }
 

@@ -1,0 +1,188 @@
+/**
+ * Shared checks of the backup failure, CLI and direct-mode tests: a table big enough that a dump
+ * takes a few seconds, the CLI started in the background (for signals, locks and /proc), the
+ * pg_dump backend found in pg_stat_activity, and "nothing was left behind, nothing was touched".
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { expect } from 'vitest';
+import { TEMP_PREFIX } from '../../lib/fsutil.js';
+import { CLI, type TestFleet } from '../helpers.js';
+
+/**
+ * A table of random text, ~100 bytes a row. Random md5 text compresses about 2:1, so the dump is
+ * large whatever the compression; with the target's compression_level raised, zstd (and so pg_dump,
+ * which it throttles) takes a few seconds over it.
+ */
+export async function fillBigTable(fleet: TestFleet, project: string, database: string, rows: number): Promise<void> {
+  await fleet.sql(
+    project,
+    database,
+    `CREATE TABLE big_payload AS SELECT g AS id, md5(g::text) || md5(random()::text) || md5(random()::text) AS body FROM generate_series(1, ${rows}) g;
+     ALTER TABLE big_payload OWNER TO ${fleet.projects.find((p) => p.project === project)?.user ?? 'postgres'};`,
+  );
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Poll until `f` returns a truthy value; fails the test with `what` after `timeoutMs`. */
+export async function waitFor<T>(what: string, f: () => T | Promise<T>, timeoutMs = 30_000, everyMs = 50): Promise<NonNullable<T>> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export interface RunningCli {
+  child: ChildProcess;
+  pid: number;
+  done: Promise<CliResult>;
+}
+
+/**
+ * Start the built CLI in the background. `umask` runs it under that umask (through sh, in the test
+ * only); `group` makes it a process group leader, so a signal can go to the whole group as a
+ * terminal's Ctrl-C does.
+ */
+export function startCli(fleet: TestFleet, args: string[], o: { env?: NodeJS.ProcessEnv; umask?: string; group?: boolean } = {}): RunningCli {
+  const argv = o.umask ? ['sh', '-c', `umask ${o.umask}; exec "$0" "$@"`, process.execPath, CLI, ...args] : [process.execPath, CLI, ...args];
+  const t0 = performance.now();
+  const child = spawn(argv[0], argv.slice(1), {
+    env: { ...process.env, PGFLEET_CONFIG: fleet.configFile, ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: !!o.group,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: performance.now() - t0 })));
+  return { child, pid: child.pid!, done };
+}
+
+export function runCli(fleet: TestFleet, args: string[], o: { env?: NodeJS.ProcessEnv; umask?: string } = {}): Promise<CliResult> {
+  return startCli(fleet, args, o).done;
+}
+
+/** The CLI's stderr as JSON log lines; every line must be JSON (no TTY). */
+export function jsonLines(stderr: string): Array<Record<string, unknown>> {
+  return stderr
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        throw new Error(`not a JSON log line: ${JSON.stringify(l)}`);
+      }
+    });
+}
+
+/** The pid of the pg_dump backend once it is streaming table data (COPY … TO stdout). */
+export async function dumpBackendStreaming(fleet: TestFleet, project: string, database: string): Promise<number> {
+  const out = await fleet.sql(
+    project,
+    'postgres',
+    `SELECT pid FROM pg_stat_activity WHERE datname = '${database}' AND application_name = 'pg_dump' AND state = 'active' AND query ILIKE 'COPY %big_payload%'`,
+  );
+  return Number(out.trim().split('\n')[0] || 0);
+}
+
+/**
+ * Wait until a backgrounded CLI's pg_dump streams table data; fails at once, with the CLI's
+ * stderr, if that run ends first.
+ */
+export async function whileStreaming(fleet: TestFleet, run: RunningCli, project: string, database: string): Promise<number> {
+  let ended: CliResult | undefined;
+  void run.done.then((r) => (ended = r));
+  return waitFor('the pg_dump backend streaming', async () => {
+    if (ended) throw new Error(`the run ended before its dump streamed (exit ${ended.code}): ${ended.stderr}`);
+    return dumpBackendStreaming(fleet, project, database);
+  });
+}
+
+/** Number of pg_dump backends still connected to a database. */
+export async function dumpBackends(fleet: TestFleet, project: string, database: string): Promise<number> {
+  return Number((await fleet.sql(project, 'postgres', `SELECT count(*) FROM pg_stat_activity WHERE datname = '${database}' AND application_name IN ('pg_dump')`)).trim());
+}
+
+/** The temporary dump being written in a target's database dir, with its size (or null). */
+export function tempDump(dir: string): { file: string; size: number } | null {
+  if (!existsSync(dir)) return null;
+  const f = readdirSync(dir).find((n) => n.startsWith(TEMP_PREFIX));
+  if (!f) return null;
+  try {
+    return { file: f, size: statSync(path.join(dir, f)).size };
+  } catch {
+    return null;
+  }
+}
+
+/** Every file under a directory (relative path → sha256), hidden ones included. */
+export function fileDigests(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!existsSync(root)) return out;
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out[path.relative(root, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/**
+ * After a failed run: the backup root holds exactly what it held before (same files, same bytes;
+ * so no new dump, no metadata, no temp file, no lock), and `list --json` says the same.
+ */
+export async function expectNothingChanged(fleet: TestFleet, before: { files: Record<string, string>; list: string }, root = fleet.backupRoot): Promise<void> {
+  const after = fileDigests(root);
+  expect(Object.keys(after).filter((f) => path.basename(f).startsWith(TEMP_PREFIX))).toEqual([]);
+  expect(after).toEqual(before.files);
+  const list = await runCli(fleet, ['list', '--json']);
+  expect(list.code).toBe(0);
+  expect(list.stdout).toBe(before.list);
+}
+
+export async function stateOf(fleet: TestFleet, root = fleet.backupRoot): Promise<{ files: Record<string, string>; list: string }> {
+  const list = await runCli(fleet, ['list', '--json']);
+  expect(list.code).toBe(0);
+  return { files: fileDigests(root), list: list.stdout };
+}
+
+/** sha256 of a file, as recorded in metadata. */
+export function sha256Of(file: string): string {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+/** Every process's command line on this machine (containers' processes included), NUL → space. */
+export function allCommandLines(): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const c = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (c) out.push(c.split('\0').join(' ').trim());
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
