@@ -237,9 +237,6 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
 
     const zstd = ctx.runner.spawn(['zstd', `-${level}`, '-T0', '-q', '-c'], { input: dump.stdout, what: 'zstd', target: ref });
     procs.push(zstd);
-    // When zstd is killed (disk full, interrupt), pg_dump's output hits a closed pipe: that is the
-    // process's failure, reported by its exit; unhandled, the EPIPE would crash the whole run.
-    zstd.stdin.on('error', () => undefined);
     dump.stdin.end(pre.snapshot + '\n');
     const hc = hashCounter();
     const progress = progressReporter(ctx.progress, hc.bytes);

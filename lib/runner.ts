@@ -175,7 +175,13 @@ export class Runner {
       store: streaming ? ({ stdout: new Sink(), stderr: stderrStore ?? new Tail(), stdall: new Sink() } as never) : undefined,
       ...(stdoutPipe ? { stdio: ['pipe', stdoutPipe, 'pipe'] } : {}),
     });
-    return shell`${argv}`;
+    const p = shell`${argv}`;
+    // A child that exits (or is killed) before reading all its input makes the write side fail
+    // with EPIPE. That is the child's failure, reported by its exit status; unhandled, the EPIPE
+    // would crash the whole run.
+    p.child?.stdin?.on('error', () => undefined);
+    p.stdin.on('error', () => undefined);
+    return p;
   }
 
   private failure(e: unknown, argv: readonly string[], opts: RunOptions): Error {

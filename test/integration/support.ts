@@ -103,17 +103,52 @@ export async function dumpBackendStreaming(fleet: TestFleet, project: string, da
   return Number(out.trim().split('\n')[0] || 0);
 }
 
+/** Child processes of `pid` (from /proc), as [pid, command name]. */
+function childrenOf(pid: number): [number, string][] {
+  const out: [number, string][] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push([Number(d), comm]);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 /**
  * Wait until a backgrounded CLI's pg_dump streams table data; fails at once, with the CLI's
- * stderr, if that run ends first.
+ * stderr, if that run ends first. While it looks, the run's zstd is paused (SIGSTOP), so pg_dump
+ * blocks mid-stream however loaded the machine is and the COPY cannot finish before it is seen;
+ * zstd resumes before this returns, and the dump goes on streaming for the caller to disturb.
  */
 export async function whileStreaming(fleet: TestFleet, run: RunningCli, project: string, database: string): Promise<number> {
   let ended: CliResult | undefined;
   void run.done.then((r) => (ended = r));
-  return waitFor('the pg_dump backend streaming', async () => {
-    if (ended) throw new Error(`the run ended before its dump streamed (exit ${ended.code}): ${ended.stderr}`);
-    return dumpBackendStreaming(fleet, project, database);
-  });
+  const paused = new Set<number>();
+  try {
+    return await waitFor('the pg_dump backend streaming', async () => {
+      if (ended) throw new Error(`the run ended before its dump streamed (exit ${ended.code}): ${ended.stderr}`);
+      for (const [pid, comm] of childrenOf(run.pid))
+        if (comm === 'zstd' && !paused.has(pid)) {
+          process.kill(pid, 'SIGSTOP');
+          paused.add(pid);
+        }
+      return dumpBackendStreaming(fleet, project, database);
+    });
+  } finally {
+    for (const pid of paused) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
+    }
+  }
 }
 
 /** Number of pg_dump backends still connected to a database. */

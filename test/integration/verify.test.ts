@@ -108,15 +108,18 @@ describe('verify-backups (real PostgreSQL 15 in containers)', () => {
     let pid = 0;
     let seen = false;
     const run = fleet.cli(['verify-backups', 'globex', 'staging'], { onSpawn: (p) => (pid = p) });
+    let ended: Awaited<typeof run> | undefined;
+    void run.then((r) => (ended = r));
     const until = Date.now() + 60_000;
     while (!seen && Date.now() < until) {
+      if (ended) throw new Error(`verify-backups ended before its scratch database was seen: ${JSON.stringify(ended)}`);
       seen = (await scratchLeft('globex')).length > 0;
       if (!seen) await new Promise((r) => setTimeout(r, 30));
     }
     expect(seen).toBe(true);
     process.kill(pid, 'SIGINT');
     const r = await run;
-    expect(r.code).toBe(EXIT.INTERRUPTED);
+    expect(r.code, r.stderr).toBe(EXIT.INTERRUPTED);
     expect(await scratchLeft('globex')).toEqual([]);
     expect(readFileSync(latest.metaPath, 'utf8')).toBe(before);
   });
