@@ -5,7 +5,8 @@
  *     opens a REPEATABLE READ transaction, exports its snapshot and reads the server's version
  *   → preflight's verdicts (container missing or stopped? database missing or unreachable? pg_dump
  *     older than the server?) from that round trip, before any dump starts
- *   → pg_dump -Fc -Z0 with that snapshot inside the container → zstd on the host → sha256 + bytes
+ *   → pg_dump -Fc -Z0 with that snapshot inside the container, its stdout piped straight into zstd
+ *     on the host → sha256 + bytes of zstd's output
  *     → temp file (0600) → fsync → rename        while the same snapshot counts every table's rows
  *   → metadata, written last and atomically
  *
@@ -94,9 +95,9 @@ export async function preflight(ctx: Context, target: Target, sh: TargetShell): 
  * config value reaches pg_dump as its own argument ("$@"). With stdin closed before a snapshot
  * arrives, it exits without dumping.
  */
-const DUMP_SCRIPT = 'pg_dump --version || exit; IFS= read -r snapshot || exit 3; exec pg_dump "$@" --snapshot="$snapshot"';
+const DUMP_SCRIPT = 'pg_dump --version >&2 || exit; IFS= read -r snapshot || exit 3; exec pg_dump "$@" --snapshot="$snapshot"';
 
-/** The first line a process prints, before anything else may come; rejects with its error if it ends first. */
+/** The first line a process writes to stderr (pg_dump's version; its stdout is the dump); rejects with its error if it ends first. */
 function firstLine(p: Spawned): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
@@ -104,11 +105,10 @@ function firstLine(p: Spawned): Promise<string> {
       text += d.toString();
       const nl = text.indexOf('\n');
       if (nl < 0) return;
-      p.stdout.off('data', onData);
-      if (nl === text.length - 1) resolve(text.slice(0, nl));
-      else reject(new PgfleetError('internal: pg_dump wrote before its snapshot was given'));
+      p.stderr.off('data', onData);
+      resolve(text.slice(0, nl));
     };
-    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
     p.done.then(() => reject(new PgfleetError('pg_dump ended before printing its version')), reject);
   });
 }
@@ -220,7 +220,15 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     if (stopping) throw firstError; // interrupted before anything started
     // One round trip before the dump: pg_dump's process waits for the snapshot the session exports;
     // pg_dump imports it, the row counts run in it.
-    const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(lockWaitMs)}`, '-w', ...sh.conn(target.database)], { what: 'pg_dump', interactive: true });
+    // zstd first: pg_dump's stdout is connected straight to its stdin, so the uncompressed archive
+    // never passes through this process (only zstd's output does, to be hashed and written).
+    const zstd = ctx.runner.spawn(['zstd', `-${level}`, '-T0', '-q', '-c'], { what: 'zstd', target: ref });
+    procs.push(zstd);
+    const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(lockWaitMs)}`, '-w', ...sh.conn(target.database)], {
+      what: 'pg_dump',
+      interactive: true,
+      stdoutTo: zstd,
+    });
     procs.push(dump);
     session = PsqlSession.open(sh, target.database);
     const pre = await openSnapshot(ctx, target, sh, session, dump, lockWaitMs);
@@ -235,8 +243,6 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     fd = await promisify(openCb)(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
     await promisify(fchmodCb)(fd, FILE_MODE);
 
-    const zstd = ctx.runner.spawn(['zstd', `-${level}`, '-T0', '-q', '-c'], { input: dump.stdout, what: 'zstd', target: ref });
-    procs.push(zstd);
     dump.stdin.end(pre.snapshot + '\n');
     const hc = hashCounter();
     const progress = progressReporter(ctx.progress, hc.bytes);
