@@ -4,7 +4,7 @@
  * target carries {project, environment}.
  */
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 import { LOG_REDACT_PATHS } from './redact.js';
 
 export type { Logger };
@@ -14,6 +14,8 @@ export function createLogger(opts: { tty?: boolean; level?: string; destination?
   const level = opts.level ?? process.env.PGFLEET_LOG_LEVEL ?? 'info';
   const base = { level, redact: { paths: LOG_REDACT_PATHS, censor: '***' }, base: undefined as undefined, timestamp: pino.stdTimeFunctions.isoTime };
   if (tty) {
+    // Loaded only for a terminal: cron and CI runs never pay for it.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
     return pino(base, pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }));
   }
   return pino(base, (opts.destination as never) ?? pino.destination({ fd: 2, sync: true }));
