@@ -22,6 +22,6 @@ fi
 id postgres >/dev/null 2>&1 || { echo "pgfleet: the postgres system user is missing (package postgresql-15 creates it)" >&2; exit 1; }
 
 if [ ! -x node_modules/.bin/tsc ] || [ ! -x node_modules/.bin/vitest ]; then
-  echo "pgfleet: installing npm dependencies (npm ci)" >&2
-  npm ci --no-audit --no-fund >&2
+  echo "pgfleet: installing npm dependencies" >&2
+  npm install --no-audit --no-fund >&2
 fi
