@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm run demo`: a demo platform of real tenant containers (podman, PostgreSQL 15 with sample
- * data), its projects.yml, then pgfleet's nightly job over all of it and the resulting list.
+ * data), its projects.yml, then pgfleet's nightly job over all of it, the resulting list, the
+ * weekly verification restores and the monitoring status.
  * Everything lives in .demo/ and in containers named pgfleet-demo-*; `npm run demo -- --clean`
  * removes them.
  */
@@ -52,6 +53,8 @@ async function main() {
   for (const t of TENANTS) {
     await sandbox.startTenant({ name: t.container, databases: Object.values(t.databases), user: t.user, password: t.password });
     for (const db of Object.values(t.databases)) await sandbox.sql(t.container, db, sampleSql(t.user, t.scale));
+    // Verification and safe restores create (and rename) databases as the tenant's role.
+    await sandbox.sql(t.container, 'postgres', `ALTER ROLE ${t.user} CREATEDB`);
     say(`  ${t.container}: ${Object.values(t.databases).join(', ')}${t.password ? ' (password authentication)' : ''}`);
   }
   for (const a of APPS) await sandbox.startApp(a);
@@ -87,6 +90,8 @@ async function main() {
     for (const t of TENANTS) for (const env of Object.keys(t.databases)) await pgfleet(runner, ['backup', t.project, env, '--type', 'scheduled']);
   }
   await pgfleet(runner, ['list']);
+  await pgfleet(runner, ['verify-backups']);
+  await pgfleet(runner, ['status']);
 
   const conf = path.relative(process.cwd(), path.join(PACKAGE_ROOT, 'lib', 'sandbox', 'containers.conf'));
   say(`
@@ -94,6 +99,8 @@ Try more against the demo platform:
   export PGFLEET_CONFIG=${path.relative(process.cwd(), path.join(DIR, 'projects.yml'))} CONTAINERS_CONF=${conf}
   npx pgfleet list acme production --json
   npx pgfleet backup acme production
+  npx pgfleet restore acme production --latest --dry-run
+  npx pgfleet predeploy acme production --release v2
 Clean up (containers pgfleet-demo-*, and .demo/):
   npm run demo -- --clean`);
 }

@@ -15,8 +15,8 @@
  */
 import { selectTargets, type Target } from '../config/load.js';
 import type { Context } from '../context.js';
-import { dbProps, dropDatabase, scratchName } from '../dbadmin.js';
-import { CommandError, EXIT, InterruptedError, UsageError, VerificationError, type ExitCode } from '../errors.js';
+import { canCreateDatabases, dbProps, dropDatabase, scratchName } from '../dbadmin.js';
+import { CommandError, EXIT, InterruptedError, PgfleetError, UsageError, VerificationError, type ExitCode } from '../errors.js';
 import { targetLogger } from '../log.js';
 import { writeMetrics } from '../metrics.js';
 import { notify } from '../notify.js';
@@ -67,7 +67,13 @@ async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs?: number
   let verification: VerificationResult;
   try {
     const checked = await checkDumpFile(b, { signal: ctx.signal, target: sh.ref });
-    const like = foreign ? null : await dbProps(sh, t.database, ctx.signal).catch(() => null);
+    const [like, mayCreate] = await Promise.all([foreign ? null : dbProps(sh, t.database, ctx.signal).catch(() => null), canCreateDatabases(sh)]);
+    if (!mayCreate)
+      throw new PgfleetError(
+        `${t.project}/${t.environment}: role ${t.user ?? '(default)'} may not create databases; a verification restore needs CREATEDB (ALTER ROLE ${t.user ?? '…'} CREATEDB) or platform.verify.container`,
+        EXIT.FAILED,
+        sh.ref,
+      );
     const r = await restoreInto(ctx, t, checked, scratch, { shell: sh, like, owner: foreign ? 'postgres' : t.user, noOwner: foreign, jobs, signal: ctx.signal });
     verification = { status: 'passed', verified_at: ctx.clock().toISOString(), duration_ms: Math.round(performance.now() - t0), tables: r.tables, rows: r.rows, ...(sh.container ? { container: sh.container } : {}) };
   } catch (e) {

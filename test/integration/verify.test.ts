@@ -123,4 +123,19 @@ describe('verify-backups (real PostgreSQL 15 in containers)', () => {
     expect(await scratchLeft('globex')).toEqual([]);
     expect(readFileSync(latest.metaPath, 'utf8')).toBe(before);
   });
+  it('a role without CREATEDB: says so, exit 1, nothing recorded', async () => {
+    const { ctx } = fleet.context();
+    const [latest] = await ctx.repo.list('acme', 'production');
+    const before = readFileSync(latest.metaPath, 'utf8');
+    await fleet.sql('acme', 'postgres', 'ALTER ROLE acme NOCREATEDB');
+    try {
+      const { ctx: vctx, out } = fleet.context();
+      const r = await runVerifyBackups(vctx, { project: 'acme' });
+      expect(r.exitCode).toBe(EXIT.FAILED);
+      expect(out.join('\n')).toMatch(/role acme may not create databases; a verification restore needs CREATEDB/);
+      expect(readFileSync(latest.metaPath, 'utf8')).toBe(before);
+    } finally {
+      await fleet.sql('acme', 'postgres', 'ALTER ROLE acme CREATEDB');
+    }
+  });
 });
