@@ -2,7 +2,7 @@
 /**
  * `npm run bench [-- <section>…]`: pgfleet side by side with the stock tools, in one run, on real
  * PostgreSQL 15 in real containers. Prints a table and writes the figures as JSON to
- * bench-results/. Sections: scripts/bench/*.ts. BENCH_ROUNDS (default 3), BENCH_SCALE (pgbench
+ * bench-results/. Sections: scripts/bench/*.ts. BENCH_ROUNDS (default 5), BENCH_SCALE (pgbench
  * scale of the big tenant, default 30 ≈ 1 GB with the events table).
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
@@ -83,7 +83,7 @@ async function main() {
     runner,
     sandbox,
     dir,
-    rounds: Number(process.env.BENCH_ROUNDS ?? 3),
+    rounds: Number(process.env.BENCH_ROUNDS ?? 5),
     bigTenant: () => (big ??= buildBigTenant(env, Number(process.env.BENCH_SCALE ?? 30))),
     async pgfleet(args, extraEnv = {}) {
       const t0 = performance.now();

@@ -20,7 +20,7 @@ export interface BenchEnv {
   sandbox: Sandbox;
   /** A scratch directory for this bench run. */
   dir: string;
-  /** Rounds per measurement (BENCH_ROUNDS, default 3). */
+  /** Rounds per measurement (BENCH_ROUNDS, default 5). */
   rounds: number;
   /** The ~1 GB tenant database (pgbench scale 30 + a jsonb events table), built once on first use. */
   bigTenant(): Promise<BigTenant>;
