@@ -5,6 +5,7 @@
  * pid plus the process's start time, so a reused pid does not keep a dead lock alive.
  */
 import { promises as fs, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { LockBusyError, type TargetRef } from './errors.js';
@@ -43,40 +44,67 @@ export interface Lock {
   release(): Promise<void>;
 }
 
+/** A lock file that cannot be read as a holder is taken for busy until it is this old. */
+const UNREADABLE_STALE_MS = 60 * 60 * 1000;
+
+/**
+ * Take the target's lock or throw LockBusyError at once. The lock file appears whole: the holder
+ * is written to a private temp file that is then hard-linked to `.lock` (link fails if `.lock`
+ * exists), so no reader ever sees a half-written lock. A stale lock (its process gone) is moved
+ * aside by an atomic rename and removed only if what was moved is the lock judged stale; a fresh
+ * lock moved by mistake (another run took over in between) is put back.
+ */
 export async function acquireLock(dir: string, target: TargetRef, command: string): Promise<Lock> {
   await ensureDir(dir);
   const file = path.join(dir, '.lock');
   const me: Holder = { pid: process.pid, start: processStart(process.pid), host: os.hostname(), since: new Date().toISOString(), command };
   const text = JSON.stringify(me);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await fs.writeFile(file, text, { flag: 'wx', mode: FILE_MODE });
-      let released = false;
-      return {
-        release: async () => {
-          if (released) return;
-          released = true;
-          const now = await fs.readFile(file, 'utf8').catch(() => '');
-          if (now === text) await fs.rm(file, { force: true });
-        },
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  const mine = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await fs.writeFile(mine, text, { flag: 'wx', mode: FILE_MODE });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await fs.link(mine, file);
+        let released = false;
+        return {
+          release: async () => {
+            if (released) return;
+            released = true;
+            const now = await fs.readFile(file, 'utf8').catch(() => '');
+            if (now === text) await fs.rm(file, { force: true });
+          },
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const current = await fs.readFile(file, 'utf8').catch(() => null);
+      if (current === null) continue; // released meanwhile
+      let holder: Holder | null = null;
+      try {
+        holder = JSON.parse(current);
+      } catch {
+        holder = null;
+      }
+      if (holder && alive(holder)) throw new LockBusyError(target, `pid ${holder.pid} since ${holder.since}: ${holder.command}`);
+      if (!holder) {
+        const st = await fs.stat(file).catch(() => null);
+        if (st && Date.now() - st.mtimeMs < UNREADABLE_STALE_MS) throw new LockBusyError(target, `unreadable lock file ${file}`);
+      }
+      // Stale: move it aside atomically, and drop it only if it is the lock we judged stale.
+      const aside = `${file}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
+      try {
+        await fs.rename(file, aside);
+      } catch {
+        continue; // someone else moved or released it: try again
+      }
+      const moved = await fs.readFile(aside, 'utf8').catch(() => null);
+      if (moved === current) await fs.rm(aside, { force: true });
+      else await fs.link(aside, file).then(() => fs.rm(aside, { force: true }), () => fs.rm(aside, { force: true }));
     }
-    const current = await fs.readFile(file, 'utf8').catch(() => null);
-    if (current === null) continue; // released meanwhile
-    let holder: Holder | null = null;
-    try {
-      holder = JSON.parse(current);
-    } catch {
-      holder = null; // torn write of a crashed run: stale
-    }
-    if (holder && alive(holder)) throw new LockBusyError(target, `pid ${holder.pid} since ${holder.since}: ${holder.command}`);
-    // Stale: remove it only if it is still the same stale lock we read.
-    const again = await fs.readFile(file, 'utf8').catch(() => null);
-    if (again === current) await fs.rm(file, { force: true });
+    throw new LockBusyError(target, 'contended');
+  } finally {
+    await fs.rm(mine, { force: true });
   }
-  throw new LockBusyError(target, 'contended');
 }
 
 /** Run fn holding the target's lock; the lock is released however fn ends. */
