@@ -59,6 +59,9 @@ function parsePgUrl(url: string): { u: URL; emptyHost: boolean } {
   }
 }
 
+/** libpq's connection variables, cleared for a client reached directly unless the URL sets them. */
+const LIBPQ_ENV = ['PGHOST', 'PGHOSTADDR', 'PGPORT', 'PGDATABASE', 'PGUSER', 'PGPASSWORD', 'PGPASSFILE', 'PGSERVICE', 'PGSERVICEFILE', 'PGOPTIONS', 'PGSSLMODE', 'PGREQUIRESSL', 'PGCONNECT_TIMEOUT', 'PGTARGETSESSIONATTRS'];
+
 /** Environment for a client reached directly: the URL split into libpq variables. */
 export function libpqEnvFromUrl(url: string): Record<string, string> {
   const { u, emptyHost } = parsePgUrl(url);
@@ -80,7 +83,7 @@ export function libpqEnvFromUrl(url: string): Record<string, string> {
 export class TargetShell {
   readonly ref: TargetRef;
   private readonly secrets: string[];
-  private readonly env: Record<string, string>;
+  private readonly env: Record<string, string | undefined>;
 
   constructor(
     readonly runner: Runner,
@@ -101,6 +104,9 @@ export class TargetShell {
         throw new PgfleetError(`${target.project}/${target.environment}: ${(e as Error).message} (from ${target.envFile} or the environment)`, 2, this.ref);
       }
       if (credentials.password && !this.env.PGPASSWORD) this.env.PGPASSWORD = credentials.password;
+      // Only the URL decides where to connect: the operator's own PG* variables (PGPORT,
+      // PGSERVICE, PGHOSTADDR…) must not point the dump at another server.
+      for (const k of LIBPQ_ENV) if (!(k in this.env)) this.env[k] = undefined;
     }
     this.secrets = [credentials.password, credentials.databaseUrl, this.env.PGPASSWORD].filter((s): s is string => !!s);
   }

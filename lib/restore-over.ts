@@ -122,9 +122,20 @@ export async function restoreOver(ctx: Context, target: Target, backup: StoredBa
       if (problems.length) throw new VerificationError(`${where}: the live database after the swap differs from backup ${dump.meta.id}: ${problems.slice(0, 5).join('; ')}`, ref);
     }
 
-    step('start app containers');
-    for (const c of stopped) await ctx.containers.start(c, ref);
+    // The restored database is live and checked. From here on nothing is rolled back: an app that
+    // started may already have written to it, so a container that fails to start is reported.
     undo.clear();
+    step('start app containers');
+    const notStarted: string[] = [];
+    for (const c of stopped) {
+      try {
+        await ctx.containers.start(c, ref);
+      } catch (e) {
+        notStarted.push(`${c} (${(e as Error)?.message ?? e})`);
+      }
+    }
+    if (notStarted.length)
+      throw new PgfleetError(`${where}: the database is restored (previous copy kept as ${keepAs}), but app containers did not start: ${notStarted.join('; ')}; start them by hand`, EXIT.FAILED, ref);
     const durationMs = Math.round(performance.now() - t0);
     log.info({ backup: dump.meta?.id ?? dump.path, previous_database: keepAs, tables: restored.tables, rows: restored.rows, duration_ms: durationMs }, 'restore complete');
     return { liveDatabase: live, previousDatabase: keepAs, safetyBackup: safety, backupId: dump.meta?.id ?? null, tables: restored.tables, rows: restored.rows, restartedContainers: stopped, durationMs };

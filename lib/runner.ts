@@ -172,6 +172,9 @@ export class Runner {
       cwd: opts.cwd,
       signal: opts.signal,
       input: opts.input as never,
+      // Its own process group: a terminal's Ctrl-C reaches pgfleet alone, which then stops its
+      // children in order (and runs its undo steps) instead of having them die mid-step.
+      detached: true,
       store: streaming ? ({ stdout: new Sink(), stderr: stderrStore ?? new Tail(), stdall: new Sink() } as never) : undefined,
       ...(stdoutPipe ? { stdio: ['pipe', stdoutPipe, 'pipe'] } : {}),
     });

@@ -53,11 +53,18 @@ async function main(argv: string[]): Promise<number> {
 
   const ac = new AbortController();
   let signals = 0;
+  // The first signal aborts the work, which cleans up (removes temp files, drops scratch
+  // databases, swaps back, restarts app containers) and exits 130. A second one is told to wait:
+  // cutting clean-up short could leave app containers stopped. A third exits at once.
   const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) process.exit(EXIT.INTERRUPTED);
-    ac.abort(sig);
-    // Cleanup is bounded: a run that cannot finish it still ends (the next run removes its temp file).
-    setTimeout(() => process.exit(EXIT.INTERRUPTED), 30_000).unref();
+    signals++;
+    if (signals === 1) {
+      ac.abort(sig);
+      // Clean-up is bounded: a run that cannot finish it still ends (the next run removes its temp file).
+      setTimeout(() => process.exit(EXIT.INTERRUPTED), 120_000).unref();
+    } else if (signals === 2) {
+      createLogger().warn(`${sig} again: still cleaning up after the interrupt; send it once more to exit at once (may leave work half undone)`);
+    } else process.exit(EXIT.INTERRUPTED);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

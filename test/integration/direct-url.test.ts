@@ -53,7 +53,8 @@ describe('direct mode: DATABASE_URL instead of a container (real PostgreSQL over
   });
 
   it('through the CLI: pg_dump runs on the host with no password in any argv, stderr or metadata', async () => {
-    const run = startCli(fleet, ['backup', 'shop', 'production']);
+    // The operator's own libpq variables must not redirect the dump: only the URL decides.
+    const run = startCli(fleet, ['backup', 'shop', 'production'], { env: { PGPORT: '1', PGHOST: '/nonexistent', PGSERVICE: 'no-such-service' } });
     const seen = new Set<string>();
     let finished = false;
     void run.done.then(() => (finished = true));
