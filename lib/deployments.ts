@@ -138,10 +138,19 @@ export async function saveManifest(repo: Repository, m: DeploymentManifest): Pro
  * (current and previous release). Unusable manifests pin nothing.
  */
 export async function pinnedByDeployments(repo: Repository, project: string, environment: string): Promise<Map<string, string>> {
-  const { manifests } = await scanManifests(repo, project, environment);
+  const { manifests, bad } = await scanManifests(repo, project, environment);
   const pinned = new Map<string, string>();
   manifests.slice(0, 2).forEach((s, i) => {
     if (!pinned.has(s.manifest.backup)) pinned.set(s.manifest.backup, `pre-deploy backup of release ${s.manifest.release} (${i === 0 ? 'latest' : 'previous'} deployment)`);
   });
+  // Fail safe: a manifest that cannot be used (hand-edited, a moved backup root) still keeps the
+  // backup it names, until someone fixes or removes it. Keeping too much is the safe mistake.
+  for (const b of bad) {
+    const id = await fs
+      .readFile(b.file, 'utf8')
+      .then((t) => (JSON.parse(t) as { backup?: unknown }).backup)
+      .catch(() => undefined);
+    if (typeof id === 'string' && !pinned.has(id)) pinned.set(id, `named by the unusable manifest ${path.basename(b.file)} (${b.problem}); kept until it is fixed`);
+  }
   return pinned;
 }

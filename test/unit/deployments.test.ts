@@ -156,13 +156,16 @@ describe('manifests are untrusted input', () => {
 });
 
 describe('pinning for retention', () => {
-  it('pins the pre-deploy backups of the latest two valid manifests only', async () => {
+  it('pins the pre-deploy backups of the latest two valid manifests, and whatever an unusable manifest names', async () => {
     expect((await pinnedByDeployments(repo, 'acme', 'production')).size).toBe(0);
     const ms = [manifest('r1', '2025-01-01T00:00:00Z'), manifest('r2', '2025-01-02T00:00:00Z'), manifest('r3', '2025-01-03T00:00:00Z', { status: 'rolled-back' })];
     for (const m of ms) await saveManifest(repo, m);
-    writeFileSync(manifestPath(repo, 'acme', 'production', 'r9'), JSON.stringify({ ...manifest('r9', '2025-02-01T00:00:00Z'), database_backup: '/etc/passwd' }));
+    const broken = { ...manifest('r9', '2025-02-01T00:00:00Z'), database_backup: '/etc/passwd' };
+    writeFileSync(manifestPath(repo, 'acme', 'production', 'r9'), JSON.stringify(broken));
     const pinned = await pinnedByDeployments(repo, 'acme', 'production');
-    expect([...pinned.keys()].sort()).toEqual([ms[1].backup, ms[2].backup].sort());
+    // The unusable manifest does not count as a deployment, but the backup it names is kept (fail safe).
+    expect([...pinned.keys()].sort()).toEqual([ms[1].backup, ms[2].backup, broken.backup].sort());
+    expect(pinned.get(broken.backup)).toMatch(/unusable manifest r9\.json .*kept until it is fixed/);
     expect(pinned.get(ms[2].backup)).toMatch(/release r3 \(latest/);
     expect(pinned.get(ms[1].backup)).toMatch(/release r2 \(previous/);
     expect(readFileSync(manifestPath(repo, 'acme', 'production', 'r1'), 'utf8')).toContain('"r1"');
