@@ -70,25 +70,6 @@ function checkVersions(target: Target, sh: TargetShell, v: Preflight): Preflight
 const pgDumpVersionOf = (line: string) => line.trim().replace(/^pg_dump \(PostgreSQL\)\s*/, '');
 
 /**
- * Checks that make a failure say what is wrong before any dump starts (container running?
- * database reachable? pg_dump not older than the server?). takeBackup makes the same checks
- * within its own first round trip; this is the standalone form.
- */
-export async function preflight(ctx: Context, target: Target, sh: TargetShell): Promise<Preflight> {
-  const problem = await containerProblem(ctx, target, sh);
-  if (problem) throw problem;
-  const v = await sh.run('pg_dump', ['--version'], { what: 'pg_dump --version' });
-  let serverVersion: string;
-  try {
-    const r = await sh.run('psql', ['-X', '-A', '-t', '-w', '-v', 'ON_ERROR_STOP=1', ...sh.conn(target.database), '-c', 'SHOW server_version'], { what: 'psql' });
-    serverVersion = r.stdout.trim();
-  } catch (e) {
-    throw connectionProblem(target, sh, e);
-  }
-  return checkVersions(target, sh, { pgDumpVersion: pgDumpVersionOf(v.stdout), serverVersion });
-}
-
-/**
  * pg_dump, started before its snapshot exists, so that its process start (a `docker exec`, the
  * slow part of a small backup) overlaps the snapshot session's: the shell prints pg_dump's version,
  * waits for the snapshot id on stdin, then execs pg_dump with it. The script is a constant; every
@@ -271,6 +252,7 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     await promisify(closeCb)(closing);
     await sessionClosed;
     await publish(temp, final);
+    temp = final; // from here a failure removes the published dump: without metadata it is no backup
 
     const finishedAt = new Date(startedAt.getTime() + Math.round(performance.now() - t0));
     const meta: BackupMetadata = {

@@ -8,7 +8,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import type { Deps } from './context.js';
-import { EXIT, PgfleetError, UsageError } from './errors.js';
+import { EXIT, InterruptedError, PgfleetError, UsageError } from './errors.js';
 
 export interface ConfirmOptions {
   yes?: boolean;
@@ -21,8 +21,14 @@ export interface ConfirmOptions {
 
 async function askOnTty(question: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // On a terminal readline reads Ctrl-C as a key, not a signal: make it end the question.
+  const ac = new AbortController();
+  rl.on('SIGINT', () => ac.abort());
   try {
-    return await rl.question(`${question} [y/N] `);
+    return await rl.question(`${question} [y/N] `, { signal: ac.signal });
+  } catch {
+    // Ctrl-C (or the end of input) at the prompt: an interrupt, not a bug.
+    throw new InterruptedError('SIGINT');
   } finally {
     rl.close();
   }

@@ -119,11 +119,6 @@ export class Repository {
     return out.sort((a, b) => (a.meta.created_at === b.meta.created_at ? b.meta.id.localeCompare(a.meta.id, 'en', { numeric: true }) : b.meta.created_at.localeCompare(a.meta.created_at)));
   }
 
-  /** The environments under a project, and projects under the root, as found on disk. */
-  async projectsOnDisk(): Promise<string[]> {
-    return (await fs.readdir(this.root, { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory()).map((d) => d.name);
-  }
-
   /** Find a backup of a target by id. */
   async find(project: string, environment: string, id: string): Promise<StoredBackup | undefined> {
     const metaPath = this.dumpPath(project, environment, id) + META_EXT;

@@ -159,7 +159,11 @@ export async function restoreInto(ctx: Context, target: Target, source: CheckedD
       createDatabase(sh, database, { owner: opts.owner ?? target.user, like: opts.like, signal }),
       jobs > 1 ? stageArchive(ctx, sh, source, signal, cleanup, log) : Promise.resolve(null),
     ]);
-    if (created.status === 'rejected') throw created.reason;
+    if (created.status === 'rejected') {
+      // A database of that name appeared meanwhile: not ours to drop.
+      if (/already exists/.test((created.reason as Error)?.message ?? '')) keep();
+      throw created.reason;
+    }
     if (staged.status === 'rejected') throw staged.reason;
     log.debug({ database, ms: ms() }, 'database created, archive staged');
     const args = ['--exit-on-error', '-w', ...(opts.noOwner ? ['--no-owner', '--no-privileges'] : []), ...sh.conn(database)];

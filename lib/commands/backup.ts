@@ -3,6 +3,7 @@ import { takeBackup, type BackupOptions } from '../backup.js';
 import { findTarget } from '../config/load.js';
 import type { Context } from '../context.js';
 import { withLock } from '../lock.js';
+import { retainAfterBackup } from './prune.js';
 import { writeMetrics } from '../metrics.js';
 import type { StoredBackup } from '../repository.js';
 
@@ -13,8 +14,12 @@ export interface BackupCommandOptions extends BackupOptions {
 
 export async function runBackup(ctx: Context, o: BackupCommandOptions): Promise<StoredBackup> {
   const target = findTarget(ctx.config, o.project, o.environment);
-  // Lock, dump, record; the lock goes however the dump ends.
-  const b = await withLock(ctx.repo.targetDir(target.project, target.environment), target, `backup --type ${o.type}`, () => takeBackup(ctx, target, o));
+  // Lock, dump, record, then retention (never before the new backup is complete).
+  const b = await withLock(ctx.repo.targetDir(target.project, target.environment), target, `backup --type ${o.type}`, async () => {
+    const taken = await takeBackup(ctx, target, o);
+    await retainAfterBackup(ctx, target);
+    return taken;
+  });
   await writeMetrics(ctx); // never throws: metrics must not fail a backup
   ctx.out(b.path);
   return b;

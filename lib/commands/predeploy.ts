@@ -15,6 +15,7 @@ import { findTarget, type Target } from '../config/load.js';
 import type { Context } from '../context.js';
 import { isReleaseId, manifestPath, previousRelease, readManifest, saveManifest, scanManifests, type DeploymentManifest } from '../deployments.js';
 import { UsageError } from '../errors.js';
+import { retainAfterBackup } from './prune.js';
 import { withLock } from '../lock.js';
 import { targetLogger } from '../log.js';
 import { VERSION } from '../schemas.js';
@@ -86,6 +87,7 @@ export async function runPredeploy(ctx: Context, o: PredeployOptions): Promise<{
       pgfleet_version: VERSION,
     };
     await saveManifest(ctx.repo, manifest);
+    await retainAfterBackup(ctx, target); // after the manifest: it pins the new backup and the previous release's
     log.info({ release, previous_release: manifest.previous_release, backup: manifest.backup, manifest: file }, 'pre-deploy backup and manifest written');
     ctx.out(file);
     return { file, manifest };

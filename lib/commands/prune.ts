@@ -115,3 +115,16 @@ function printPrune(ctx: Context, r: TargetPrune): void {
   if (r.dryRun) for (const k of r.keep) ctx.out(`  keep    ${k.id}  ${k.reasons.join('; ')}`);
   for (const f of r.tempFiles) ctx.out(`  ${r.dryRun ? 'remove' : 'removed'}  ${path.basename(f)}  leftover temp file older than a day`);
 }
+
+/**
+ * Retention right after a successful backup (the caller holds the target's lock). Its failure is
+ * logged and does not undo or fail the backup that was just taken.
+ */
+export async function retainAfterBackup(ctx: Context, target: Target): Promise<string[]> {
+  try {
+    return (await pruneTarget(ctx, target)).remove.map((r) => r.id);
+  } catch (e) {
+    targetLogger(ctx.logger, target).error({ err: (e as Error)?.message ?? String(e) }, 'retention after the backup failed; the backup is kept, run prune later');
+    return [];
+  }
+}

@@ -89,7 +89,12 @@ async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs?: number
   }
   // Record on a freshly read copy: another run may have changed the metadata (or pruned the backup) meanwhile.
   const fresh = await ctx.repo.load(b.metaPath);
-  if (fresh.backup) await ctx.repo.saveMetadata({ ...fresh.backup.meta, verification });
+  if (fresh.backup) {
+    await ctx.repo.saveMetadata({ ...fresh.backup.meta, verification });
+    // verify-backups takes no lock: had prune removed the dump meanwhile, this metadata would name
+    // a missing file. Take it back rather than leave a marker of a backup that is gone.
+    if (!(await ctx.repo.load(b.metaPath)).backup) await ctx.repo.remove(fresh.backup);
+  }
   else log.warn({ id: b.meta.id, problem: fresh.problem }, 'the backup changed or disappeared during verification; result not recorded');
   log[verification.status === 'passed' ? 'info' : 'error']({ id: b.meta.id, ...verification }, `verification ${verification.status}`);
   return { ...base, status: verification.status, verification, ...(verification.error ? { error: verification.error } : {}) };
