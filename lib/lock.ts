@@ -44,15 +44,35 @@ export interface Lock {
   release(): Promise<void>;
 }
 
+/** A breaker left by a run killed in its few microseconds of holding it is ignored after this. */
+const BREAKER_STALE_MS = 10_000;
+
+/** Remove the stale lock `file` if it still reads `stale`, holding `file.break` meanwhile. */
+async function breakStale(file: string, mine: string, stale: string): Promise<void> {
+  const breaker = `${file}.break`;
+  try {
+    await fs.link(mine, breaker);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    const st = await fs.stat(breaker).catch(() => null);
+    if (st && Date.now() - st.mtimeMs > BREAKER_STALE_MS) await fs.rm(breaker, { force: true });
+    return; // another run is breaking it: look again
+  }
+  try {
+    if ((await fs.readFile(file, 'utf8').catch(() => null)) === stale) await fs.rm(file, { force: true });
+  } finally {
+    await fs.rm(breaker, { force: true });
+  }
+}
+
 /** A lock file that cannot be read as a holder is taken for busy until it is this old. */
 const UNREADABLE_STALE_MS = 60 * 60 * 1000;
 
 /**
  * Take the target's lock or throw LockBusyError at once. The lock file appears whole: the holder
  * is written to a private temp file that is then hard-linked to `.lock` (link fails if `.lock`
- * exists), so no reader ever sees a half-written lock. A stale lock (its process gone) is moved
- * aside by an atomic rename and removed only if what was moved is the lock judged stale; a fresh
- * lock moved by mistake (another run took over in between) is put back.
+ * exists), so no reader ever sees a half-written lock. A stale lock (its process gone) is removed
+ * under a second, short-lived lock, and only if it is still the lock judged stale.
  */
 export async function acquireLock(dir: string, target: TargetRef, command: string): Promise<Lock> {
   await ensureDir(dir);
@@ -90,16 +110,10 @@ export async function acquireLock(dir: string, target: TargetRef, command: strin
         const st = await fs.stat(file).catch(() => null);
         if (st && Date.now() - st.mtimeMs < UNREADABLE_STALE_MS) throw new LockBusyError(target, `unreadable lock file ${file}`);
       }
-      // Stale: move it aside atomically, and drop it only if it is the lock we judged stale.
-      const aside = `${file}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
-      try {
-        await fs.rename(file, aside);
-      } catch {
-        continue; // someone else moved or released it: try again
-      }
-      const moved = await fs.readFile(aside, 'utf8').catch(() => null);
-      if (moved === current) await fs.rm(aside, { force: true });
-      else await fs.link(aside, file).then(() => fs.rm(aside, { force: true }), () => fs.rm(aside, { force: true }));
+      // Stale. Only the holder of the breaker (`.lock.break`, created as atomically as the lock)
+      // may remove it, and only while it is still the very lock judged stale: a fresh lock taken
+      // meanwhile by another run is never removed.
+      await breakStale(file, mine, current);
     }
     throw new LockBusyError(target, 'contended');
   } finally {
