@@ -9,7 +9,7 @@ import path from 'node:path';
 import { TEMP_PREFIX } from '../../lib/fsutil.js';
 import { Repository } from '../../lib/repository.js';
 import { TestFleet } from '../helpers.js';
-import { dumpBackendStreaming, fillBigTable, jsonLines, runCli, startCli, tempDump, waitFor } from './support.js';
+import { fillBigTable, jsonLines, runCli, startCli, tempDump, waitFor, whileStreaming } from './support.js';
 
 describe('pgfleet CLI (real PostgreSQL in a container)', () => {
   let fleet: TestFleet;
@@ -137,8 +137,10 @@ describe('pgfleet CLI (real PostgreSQL in a container)', () => {
 
   it('a second run while the first holds the lock exits 3 at once; another target is not blocked', async () => {
     const first = startCli(fleet, ['backup', 'acme', 'production']);
-    await waitFor('the pg_dump backend streaming', () => dumpBackendStreaming(fleet, 'acme', 'acme_production'));
-    const second = await runCli(fleet, ['backup', 'acme', 'production']);
+    let second!: Awaited<ReturnType<typeof runCli>>;
+    await whileStreaming(fleet, first, 'acme', 'acme_production', async () => {
+      second = await runCli(fleet, ['backup', 'acme', 'production']);
+    });
     expect(second.code, second.stderr).toBe(3);
     expect(second.ms).toBeLessThan(5000);
     expect(jsonLines(second.stderr).at(-1)).toMatchObject({ project: 'acme', environment: 'production', exit_code: 3 });
@@ -164,9 +166,11 @@ describe('pgfleet CLI (real PostgreSQL in a container)', () => {
     const lock = path.join(repo.targetDir('acme', 'production'), '.lock');
     const before = (await runCli(fleet, ['list', 'acme', 'production', '--json'])).stdout;
     const killed = startCli(fleet, ['backup', 'acme', 'production']);
-    await waitFor('the pg_dump backend streaming', () => dumpBackendStreaming(fleet, 'acme', 'acme_production'));
-    const temp = await waitFor('dump bytes on disk', () => ((tempDump(dbDir)?.size ?? 0) > 0 ? tempDump(dbDir) : null));
-    process.kill(killed.pid, 'SIGKILL');
+    let temp!: { file: string; size: number };
+    await whileStreaming(fleet, killed, 'acme', 'acme_production', async () => {
+      temp = await waitFor('the temp dump on disk', () => tempDump(dbDir));
+      process.kill(killed.pid, 'SIGKILL');
+    });
     expect((await killed.done).signal).toBe('SIGKILL');
     // What a killed run leaves: its lock and its temp file; neither is a backup.
     expect(existsSync(lock)).toBe(true);

@@ -124,14 +124,15 @@ function childrenOf(pid: number): [number, string][] {
  * Wait until a backgrounded CLI's pg_dump streams table data; fails at once, with the CLI's
  * stderr, if that run ends first. While it looks, the run's zstd is paused (SIGSTOP), so pg_dump
  * blocks mid-stream however loaded the machine is and the COPY cannot finish before it is seen;
- * zstd resumes before this returns, and the dump goes on streaming for the caller to disturb.
+ * `during` runs while it is still paused; zstd resumes before this returns, and the dump goes on
+ * streaming for the caller to disturb.
  */
-export async function whileStreaming(fleet: TestFleet, run: RunningCli, project: string, database: string): Promise<number> {
+export async function whileStreaming(fleet: TestFleet, run: RunningCli, project: string, database: string, during?: (backend: number) => Promise<void>): Promise<number> {
   let ended: CliResult | undefined;
   void run.done.then((r) => (ended = r));
   const paused = new Set<number>();
   try {
-    return await waitFor('the pg_dump backend streaming', async () => {
+    const backend = await waitFor('the pg_dump backend streaming', async () => {
       if (ended) throw new Error(`the run ended before its dump streamed (exit ${ended.code}): ${ended.stderr}`);
       for (const [pid, comm] of childrenOf(run.pid))
         if (comm === 'zstd' && !paused.has(pid)) {
@@ -140,6 +141,8 @@ export async function whileStreaming(fleet: TestFleet, run: RunningCli, project:
         }
       return dumpBackendStreaming(fleet, project, database);
     });
+    await during?.(backend); // still paused: the run cannot finish meanwhile
+    return backend;
   } finally {
     for (const pid of paused) {
       try {
