@@ -16,6 +16,7 @@ import path from 'node:path';
 import { PgfleetError } from './errors.js';
 import { ensureDir, writeFileAtomic, TEMP_PREFIX } from './fsutil.js';
 import type { BackupMetadata } from './metadata.js';
+import { newestFirst } from './retention.js';
 import { schemaProblems } from './schemas.js';
 
 export const DUMP_EXT = '.dump.zst';
@@ -116,7 +117,7 @@ export class Repository {
     }
     const metas = names.filter((n) => n.endsWith(DUMP_EXT + META_EXT) && !n.startsWith(TEMP_PREFIX));
     const out = metas.flatMap((n) => this.loadSync(path.join(dir, n)).backup ?? []);
-    return out.sort((a, b) => (a.meta.created_at === b.meta.created_at ? b.meta.id.localeCompare(a.meta.id, 'en', { numeric: true }) : b.meta.created_at.localeCompare(a.meta.created_at)));
+    return out.sort((a, b) => newestFirst(a.meta, b.meta));
   }
 
   /** Find a backup of a target by id. */

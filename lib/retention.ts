@@ -44,7 +44,7 @@ export function isoWeekKey(t: number): string {
 }
 
 /** Newest first: by creation time, then by id (db_…_2 after db_…). */
-export function newestFirst(a: RetentionInput, b: RetentionInput): number {
+export function newestFirst(a: Pick<RetentionInput, 'id' | 'created_at'>, b: Pick<RetentionInput, 'id' | 'created_at'>): number {
   return Date.parse(b.created_at) - Date.parse(a.created_at) || b.id.localeCompare(a.id, 'en', { numeric: true });
 }
 

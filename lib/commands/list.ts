@@ -2,6 +2,7 @@
 import { selectTargets } from '../config/load.js';
 import type { Context } from '../context.js';
 import type { StoredBackup } from '../repository.js';
+import { newestFirst } from '../retention.js';
 
 export interface ListedBackup {
   id: string;
@@ -45,7 +46,7 @@ export function humanSize(n: number): string {
 export async function runList(ctx: Context, o: { project?: string; environment?: string; json?: boolean }): Promise<ListedBackup[]> {
   const targets = selectTargets(ctx.config, o.project, o.environment);
   const all = (await Promise.all(targets.map((t) => ctx.repo.list(t.project, t.environment)))).flat().map(listed);
-  all.sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id, 'en', { numeric: true }));
+  all.sort(newestFirst);
   if (o.json) {
     ctx.out(JSON.stringify(all, null, 2));
     return all;
