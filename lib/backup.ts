@@ -45,13 +45,9 @@ export interface Preflight {
 }
 
 /** Why a target cannot be reached, when its container is missing or stopped (null: it runs). */
-async function containerProblem(ctx: Context, target: Target, sh: TargetShell): Promise<PgfleetError | null> {
+async function containerProblem(ctx: Context, sh: TargetShell): Promise<unknown> {
   if (!sh.container) return null;
-  const where = `${target.project}/${target.environment}`;
-  const running = await ctx.containers.isRunning(sh.container, sh.ref);
-  if (running === null) return new PgfleetError(`${where}: container "${sh.container}" does not exist (${ctx.containers.cli} inspect found none)`, 1, sh.ref);
-  if (!running) return new PgfleetError(`${where}: container "${sh.container}" is not running`, 1, sh.ref);
-  return null;
+  return ctx.containers.requireRunning(sh.container, sh.ref).then(() => null, (e: unknown) => e);
 }
 
 /** A failed connection (psql) as the operator's problem: a missing database, or no way in. */
@@ -113,7 +109,7 @@ async function openSnapshot(ctx: Context, target: Target, sh: TargetShell, sessi
   ]);
   try {
     if (version.status === 'rejected' || snap.status === 'rejected') {
-      const problem = await containerProblem(ctx, target, sh);
+      const problem = await containerProblem(ctx, sh);
       if (problem) throw problem;
       if (version.status === 'rejected') throw version.reason;
       throw connectionProblem(target, sh, (snap as PromiseRejectedResult).reason);

@@ -25,6 +25,17 @@ export class ContainerCli {
     }
   }
 
+  /**
+   * Throws a PgfleetError (exit 1) naming the target when the container does not exist or is
+   * not running: the one check every command makes before reaching a database through it.
+   */
+  async requireRunning(name: string, target: TargetRef): Promise<void> {
+    const running = await this.isRunning(name, target);
+    const where = `${target.project}/${target.environment}`;
+    if (running === null) throw new PgfleetError(`${where}: container "${name}" does not exist (${this.cli} inspect found none)`, 1, target);
+    if (!running) throw new PgfleetError(`${where}: container "${name}" is not running`, 1, target);
+  }
+
   async image(name: string, target?: TargetRef): Promise<string> {
     const r = await this.runner.run([this.cli, 'inspect', '--format', '{{.Config.Image}}', name], { target, what: `${this.cli} inspect` });
     return r.stdout.trim();

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { RELEASE } from './config/names.js';
+import { BACKUP_ID } from './metadata.js';
 
 const iso = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/, { message: 'expected a UTC ISO-8601 time' });
 const release = z.string().regex(RELEASE, { message: 'not a valid release id' });
@@ -51,7 +52,7 @@ export const DeploymentManifest = z.strictObject({
   created_at: iso,
   database: z.string().min(1),
   /** The pre-deploy backup's id, and its dump's absolute path. */
-  backup: z.string().regex(/^db_\d{8}_\d{6}Z(_\d+)?$/),
+  backup: z.string().regex(BACKUP_ID),
   database_backup: z.string().min(1),
   app_containers: z.array(z.strictObject({ name: z.string().min(1), image: z.string().nullable() })),
   status: z.enum(MANIFEST_STATUSES),

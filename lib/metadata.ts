@@ -8,6 +8,9 @@ import { z } from 'zod';
 export const BACKUP_TYPES = ['scheduled', 'manual', 'pre-deploy', 'pre-migration', 'safety'] as const;
 export type BackupType = (typeof BACKUP_TYPES)[number];
 
+/** A backup's id: its UTC start second, with _2, _3… for more in the same second. */
+export const BACKUP_ID = /^db_\d{8}_\d{6}Z(_\d+)?$/;
+
 const iso = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/, { message: 'expected a UTC ISO-8601 time' });
 
 export const Verification = z.strictObject({
@@ -22,7 +25,7 @@ export const Verification = z.strictObject({
 
 export const BackupMetadata = z.strictObject({
   format_version: z.literal(1),
-  id: z.string().regex(/^db_\d{8}_\d{6}Z(_\d+)?$/),
+  id: z.string().regex(BACKUP_ID),
   project: z.string().min(1),
   environment: z.string().min(1),
   database: z.string().min(1),

@@ -18,12 +18,12 @@ import type { Target } from './config/load.js';
 import type { TargetShell } from './container.js';
 import type { Context } from './context.js';
 import { beforeName, beforePrefix, canCreateDatabases, databasesStartingWith, dbProps, dropDatabase, existing, scratchName, swapDatabases } from './dbadmin.js';
-import { EXIT, InterruptedError, PgfleetError, VerificationError, exitCodeOf } from './errors.js';
+import { EXIT, InterruptedError, PgfleetError, VerificationError } from './errors.js';
 import { targetLogger } from './log.js';
 import { rowCounts } from './pg.js';
 import type { StoredBackup } from './repository.js';
 import { checkDumpFile, compareCounts, restoreInto, type CheckedDump } from './restore.js';
-import { Undo } from './undo.js';
+import { Undo, withLeftovers } from './undo.js';
 
 export interface RestoreOverOptions {
   /** Take a `safety` backup of the live database first (default true). */
@@ -69,7 +69,7 @@ export async function restoreOver(ctx: Context, target: Target, backup: StoredBa
 
   // Preflight: everything that can be known wrong before anything is touched.
   const sh = ctx.shellFor(target);
-  if (target.container && !(await ctx.containers.isRunning(target.container, ref))) throw new PgfleetError(`${where}: container "${target.container}" is not running or does not exist`, EXIT.FAILED, ref);
+  if (target.container) await ctx.containers.requireRunning(target.container, ref);
   const now = ctx.clock();
   const [props, mayCreate, keepAs, ...apps] = await Promise.all([
     dbProps(sh, live, signal),
@@ -141,9 +141,7 @@ export async function restoreOver(ctx: Context, target: Target, backup: StoredBa
     return { liveDatabase: live, previousDatabase: keepAs, safetyBackup: safety, backupId: dump.meta?.id ?? null, tables: restored.tables, rows: restored.rows, restartedContainers: stopped, durationMs };
   } catch (e) {
     log.error({ err: (e as Error)?.message ?? String(e) }, 'restore failed; rolling back');
-    const left = await undo.run();
-    if (!left.length) throw e;
-    throw new PgfleetError(`${(e as Error)?.message ?? String(e)}\nrollback incomplete, fix by hand: ${left.join('; ')}`, exitCodeOf(e), ref, { cause: e });
+    throw withLeftovers(e, await undo.run(), ref);
   }
 }
 

@@ -18,12 +18,12 @@ import type { Target } from './config/load.js';
 import { TargetShell } from './container.js';
 import type { Context } from './context.js';
 import { beforePrefix, createDatabase, dropDatabase, existing, type DbProps } from './dbadmin.js';
-import { CommandError, EXIT, InterruptedError, PgfleetError, VerificationError, exitCodeOf, type TargetRef } from './errors.js';
+import { CommandError, EXIT, InterruptedError, PgfleetError, VerificationError, type TargetRef } from './errors.js';
 import { targetLogger, type Logger } from './log.js';
 import type { BackupMetadata } from './metadata.js';
 import { rowCounts } from './pg.js';
 import { META_EXT, Repository, type StoredBackup } from './repository.js';
-import { Undo } from './undo.js';
+import { Undo, withLeftovers } from './undo.js';
 
 export interface CheckedDump {
   path: string;
@@ -95,11 +95,7 @@ export function defaultJobs(): number {
 
 /** The container (or DATABASE_URL) answers. */
 async function ensureReachable(ctx: Context, sh: TargetShell): Promise<void> {
-  if (!sh.container) return;
-  const running = await ctx.containers.isRunning(sh.container, sh.ref);
-  const where = `${sh.ref.project}/${sh.ref.environment}`;
-  if (running === null) throw new PgfleetError(`${where}: container "${sh.container}" does not exist`, EXIT.FAILED, sh.ref);
-  if (!running) throw new PgfleetError(`${where}: container "${sh.container}" is not running`, EXIT.FAILED, sh.ref);
+  if (sh.container) await ctx.containers.requireRunning(sh.container, sh.ref);
 }
 
 /** Where verification restores run: platform.verify.container as its `postgres` superuser, else the target's own. */
@@ -238,11 +234,6 @@ async function stageArchive(ctx: Context, sh: TargetShell, src: CheckedDump, sig
 }
 
 /** The original error, naming what its rollback could not undo. */
-function withLeftovers(e: unknown, left: string[], ref: TargetRef): unknown {
-  if (!left.length) return e;
-  const msg = (e as Error)?.message ?? String(e);
-  return new PgfleetError(`${msg}\nrollback incomplete, fix by hand: ${left.join('; ')}`, exitCodeOf(e), ref, { cause: e });
-}
 
 export { restoreOver, leftoverDatabases, type RestoreOverOptions, type RestoreOverResult } from './restore-over.js';
 export { beforePrefix };

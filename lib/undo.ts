@@ -6,6 +6,7 @@
  * cut short by the Ctrl-C that caused it.
  */
 import type { Logger } from 'pino';
+import { exitCodeOf, PgfleetError, type TargetRef } from './errors.js';
 
 interface Step {
   label: string;
@@ -50,4 +51,11 @@ export class Undo {
     this.steps = [];
     return failed;
   }
+}
+
+/** The error to throw after undo steps ran: `e` itself, or `e` plus what is left to fix by hand. */
+export function withLeftovers(e: unknown, left: string[], ref: TargetRef): unknown {
+  if (!left.length) return e;
+  const msg = (e as Error)?.message ?? String(e);
+  return new PgfleetError(`${msg}\nrollback incomplete, fix by hand: ${left.join('; ')}`, exitCodeOf(e), ref, { cause: e });
 }

@@ -18,6 +18,7 @@ import type { Context } from '../context.js';
 import { dbProps } from '../dbadmin.js';
 import { PgfleetError, UsageError, EXIT } from '../errors.js';
 import { withLock } from '../lock.js';
+import { BACKUP_ID } from '../metadata.js';
 import type { StoredBackup } from '../repository.js';
 import { checkDumpFile, restoreInto, restoreOver } from '../restore.js';
 import { humanSize } from './list.js';
@@ -45,7 +46,6 @@ export interface RestoreCommandResult {
   safetyBackup?: string;
 }
 
-const BACKUP_ID = /^db_\d{8}_\d{6}Z(_\d+)?$/;
 
 /** The backup (by id or --latest) or the file (by path) to restore. */
 async function resolveSource(ctx: Context, t: Target, o: RestoreCommandOptions): Promise<StoredBackup | { path: string }> {
