@@ -101,7 +101,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`pgfleet: ${err.message}\n`);
     } else {
       const logger = createLogger();
-      if (err instanceof PgfleetError) logger.error({ ...err.target, exit_code: err.exitCode }, err.message);
+      if (err instanceof PgfleetError) logger.error({ project: err.target.project, environment: err.target.environment, exit_code: err.exitCode }, err.message);
       else logger.error({ err }, `internal error (a bug in pgfleet; please report it): ${(err as Error)?.message ?? err}`);
     }
     process.exitCode = exitCodeOf(err);
