@@ -1,0 +1,190 @@
+/**
+ * The custom-format archive reader (lib/archive.ts) on archives written here byte by byte, in the
+ * layout pg_dump writes to a pipe: TOC first, every data position unset, then the data blocks.
+ * Real pg_dump output is covered by the restore tests (test/integration/restore.test.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { ArchiveIndexer, parseToc } from '../../lib/archive.js';
+
+const INT = 4;
+const OFF = 8;
+
+function int(n: number): Buffer {
+  const b = Buffer.alloc(1 + INT);
+  b[0] = n < 0 ? 1 : 0;
+  b.writeUInt32LE(Math.abs(n), 1);
+  return b;
+}
+function str(s: string | null): Buffer {
+  if (s === null) return int(-1);
+  const body = Buffer.from(s, 'utf8');
+  return Buffer.concat([int(body.length), body]);
+}
+function offset(flag: number, at = 0): Buffer {
+  const b = Buffer.alloc(1 + OFF);
+  b[0] = flag;
+  b.writeBigUInt64LE(BigInt(at), 1);
+  return b;
+}
+
+interface Entry {
+  id: number;
+  desc: string;
+  /** Data blocks: rows (one chunk each); 'lobs': a BLOBS block; undefined: no data. */
+  rows?: string[];
+  lobs?: { oid: number; chunks: string[] }[];
+  /** As pg_dump writing to a file would leave it (for the "already set" cases). */
+  setAt?: number;
+}
+
+/** A custom-format archive of version 1.<minor>, data positions unset (a pipe's archive). */
+function archive(entries: Entry[], minor = 14): { bytes: Buffer; blocks: Map<number, number>; head: number } {
+  const header = Buffer.concat([
+    Buffer.from('PGDMP'),
+    Buffer.from([1, minor, 0, INT, OFF, 1]),
+    minor >= 15 ? Buffer.from([0]) : int(0),
+    ...[0, 30, 2, 21, 10, 126, 0].map(int),
+    str('shop'),
+    str('15.8'),
+    str('15.8'),
+  ]);
+  const toc = [int(entries.length)];
+  for (const e of entries) {
+    toc.push(int(e.id), int(e.rows || e.lobs ? 1 : 0), str('1259'), str(String(16000 + e.id)), str(`t${e.id}`), str(e.desc), int(e.rows || e.lobs ? 3 : 2));
+    toc.push(str(''), str(''), str(e.rows ? `COPY t${e.id} FROM stdin;\n` : ''), str('public'), str(''));
+    if (minor >= 14) toc.push(str('heap'));
+    if (minor >= 16) toc.push(int(114));
+    toc.push(str('owner'), str('false'), str('1'), str(null));
+    toc.push(e.setAt !== undefined ? offset(2, e.setAt) : offset(e.rows || e.lobs ? 1 : 3));
+  }
+  const head = Buffer.concat([header, ...toc]);
+  const blocks = new Map<number, number>();
+  const data: Buffer[] = [];
+  let at = head.length;
+  const put = (b: Buffer) => {
+    data.push(b);
+    at += b.length;
+  };
+  for (const e of entries) {
+    if (e.rows) {
+      blocks.set(e.id, at);
+      put(Buffer.from([1]));
+      put(int(e.id));
+      for (const r of e.rows) put(Buffer.concat([int(Buffer.byteLength(r)), Buffer.from(r)]));
+      put(int(0));
+    } else if (e.lobs) {
+      blocks.set(e.id, at);
+      put(Buffer.from([3]));
+      put(int(e.id));
+      for (const lo of e.lobs) {
+        put(int(lo.oid));
+        for (const c of lo.chunks) put(Buffer.concat([int(c.length), Buffer.from(c)]));
+        put(int(0));
+      }
+      put(int(0));
+    }
+  }
+  return { bytes: Buffer.concat([head, ...data]), blocks, head: head.length };
+}
+
+const ENTRIES: Entry[] = [
+  { id: 10, desc: 'ENCODING' },
+  { id: 11, desc: 'TABLE' },
+  { id: 20, desc: 'TABLE DATA', rows: Array.from({ length: 300 }, (_, i) => `${i}\trow ${i} ✓\n`) },
+  { id: 21, desc: 'TABLE DATA', rows: [] },
+  { id: 22, desc: 'TABLE DATA', rows: ['x'.repeat(70_000)] },
+  { id: 30, desc: 'BLOBS', lobs: [{ oid: 16500, chunks: ['large', ' object'] }, { oid: -5, chunks: [] }] },
+  { id: 40, desc: 'INDEX' },
+];
+
+function feed(bytes: Buffer, sizes: (i: number) => number): ArchiveIndexer {
+  const ix = new ArchiveIndexer();
+  for (let at = 0, i = 0; at < bytes.length; i++) {
+    const n = Math.max(1, sizes(i));
+    ix.write(bytes.subarray(at, at + n));
+    at += n;
+  }
+  return ix;
+}
+
+/** Every entry with data placed where its block is, nothing else changed. */
+function expectPatched(patch: Buffer | null, a: ReturnType<typeof archive>) {
+  expect(patch).not.toBeNull();
+  expect(patch!.length).toBe(a.head);
+  const toc = parseToc(patch!);
+  for (const e of toc.entries) {
+    const at = a.blocks.get(e.dumpId);
+    if (at === undefined) expect(e.flag).toBe(3);
+    else expect([e.flag, e.offset]).toEqual([2, at]);
+  }
+  const differing = [...patch!].flatMap((b, i) => (b === a.bytes[i] ? [] : [i]));
+  const offsetBytes = new Set(toc.entries.filter((e) => a.blocks.has(e.dumpId)).flatMap((e) => Array.from({ length: 1 + OFF }, (_, k) => e.flagAt + k)));
+  expect(differing.every((i) => offsetBytes.has(i))).toBe(true);
+}
+
+describe('archive data positions', () => {
+  it('finds every data and large-object block, in one piece, byte by byte, and in uneven pieces', () => {
+    const a = archive(ENTRIES);
+    for (const sizes of [() => a.bytes.length, () => 1, (i: number) => [7, 4096, 3, 65536, 1, 5, 333][i % 7]]) {
+      const ix = feed(a.bytes, sizes);
+      const index = ix.end();
+      expect(ix.problem).toBeUndefined();
+      expect(index!.blocks).toEqual(a.blocks);
+      expect(index!.bytes).toBe(a.bytes.length);
+      expectPatched(ix.tocPatch(index), a);
+    }
+  });
+
+  it('reads the archive versions of PostgreSQL 12 to 17 (1.14, 1.15, 1.16)', () => {
+    for (const minor of [14, 15, 16]) {
+      const a = archive(ENTRIES, minor);
+      const ix = feed(a.bytes, () => 1000);
+      expectPatched(ix.tocPatch(), a);
+    }
+  });
+
+  it('a table of contents longer than the first pieces is waited for', () => {
+    const many: Entry[] = Array.from({ length: 3000 }, (_, i) => ({ id: i + 1, desc: i % 2 ? 'TABLE DATA' : 'TABLE', rows: i % 2 ? [`${i}\n`] : undefined }));
+    const a = archive(many);
+    expect(a.head).toBeGreaterThan(200_000);
+    const ix = feed(a.bytes, () => 4096);
+    expectPatched(ix.tocPatch(), a);
+  });
+
+  it('nothing to fill in when pg_dump could write the positions itself', () => {
+    const plain = archive(ENTRIES);
+    const placed = archive(ENTRIES.map((e) => ({ ...e, setAt: plain.blocks.get(e.id) })).map((e) => (e.setAt === undefined ? { ...e, setAt: undefined } : e)));
+    const ix = feed(placed.bytes, () => 512);
+    expect(ix.end()?.blocks).toEqual(placed.blocks);
+    expect(ix.tocPatch()).toBeNull();
+  });
+
+  it('gives no patch, and says why, for whatever it does not recognise', () => {
+    const a = archive(ENTRIES);
+    const cases: [string, Buffer, RegExp][] = [
+      ['truncated mid-block', a.bytes.subarray(0, a.bytes.length - 3), /ends inside a data block/],
+      ['truncated in the TOC', a.bytes.subarray(0, a.head - 4), /ends inside its table of contents/],
+      ['a newer version', archive(ENTRIES, 17).bytes, /version 1\.17\.0/],
+      ['an older version', archive(ENTRIES, 11).bytes, /version 1\.11\.0/],
+      ['not an archive', Buffer.from('-- PostgreSQL database dump\n'), /not a pg_dump custom-format archive/],
+      ['an unknown block type', Buffer.concat([a.bytes, Buffer.from([9]), int(99)]), /unknown block type 9/],
+      ['a block the TOC does not list', Buffer.concat([a.bytes, Buffer.from([1]), int(99), int(0)]), /dump id 99, which the TOC does not list/],
+      ['two blocks for one entry', Buffer.concat([a.bytes, Buffer.from([1]), int(20), int(0)]), /two data blocks for dump id 20/],
+      ['a negative chunk length', Buffer.concat([a.bytes, Buffer.from([1]), int(11), int(-4)]), /negative length/],
+    ];
+    for (const [what, bytes, problem] of cases) {
+      const ix = feed(bytes, () => 777);
+      expect(ix.end(), what).toBeNull();
+      expect(ix.tocPatch(), what).toBeNull();
+      expect(ix.problem, what).toMatch(problem);
+    }
+  });
+
+  it('a position pg_dump set that disagrees with the blocks is refused', () => {
+    const plain = archive(ENTRIES);
+    const wrong = archive(ENTRIES.map((e) => (e.id === 22 ? { ...e, setAt: plain.blocks.get(20) } : e)));
+    const ix = feed(wrong.bytes, () => 4096);
+    expect(ix.end()).toBeNull();
+    expect(ix.problem).toMatch(/places dump id 22 at/);
+  });
+});
