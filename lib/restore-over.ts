@@ -22,7 +22,7 @@ import { EXIT, InterruptedError, PgfleetError, VerificationError } from './error
 import { targetLogger } from './log.js';
 import { rowCounts } from './pg.js';
 import type { StoredBackup } from './repository.js';
-import { checkDumpFile, compareCounts, restoreInto, type CheckedDump } from './restore.js';
+import { compareCounts, openDump, openWhile, restoreInto } from './restore.js';
 import { Undo, withLeftovers } from './undo.js';
 
 export interface RestoreOverOptions {
@@ -31,8 +31,6 @@ export interface RestoreOverOptions {
   signal?: AbortSignal;
   /** pg_restore jobs (default: up to 4, by CPUs). */
   jobs?: number;
-  /** The dump, already checked by the caller (skips a second read). */
-  checked?: CheckedDump;
   /** Told each step as it starts (for progress lines). */
   onStep?: (step: string) => void;
 }
@@ -63,25 +61,30 @@ export async function restoreOver(ctx: Context, target: Target, backup: StoredBa
     log.info({ step: name }, `restore: ${name}`);
   };
 
-  // The file against its metadata, before anything else.
+  // The file against its metadata, before anything else: it is checked as it is staged (which
+  // touches nothing but a new directory under /tmp), while the preflight asks what can be known
+  // wrong before anything is touched.
   step('check the dump against its metadata');
-  const dump = opts.checked ?? (await checkDumpFile(backup, { signal, target: ref }));
-
-  // Preflight: everything that can be known wrong before anything is touched.
   const sh = ctx.shellFor(target);
-  if (target.container) await ctx.containers.requireRunning(target.container, ref);
   const now = ctx.clock();
-  const [props, mayCreate, keepAs, ...apps] = await Promise.all([
-    dbProps(sh, live, signal),
-    canCreateDatabases(sh),
-    freeBeforeName(sh, live, now),
-    ...target.appContainers.map(async (c) => [c, await ctx.containers.isRunning(c, ref)] as const),
-  ]);
-  if (!props) throw new PgfleetError(`${where}: database "${live}" does not exist (${sh.where}); to create it from the dump, restore with --into ${live}`, EXIT.FAILED, ref);
-  if (!mayCreate) throw new PgfleetError(`${where}: role ${target.user ?? '(default)'} may not create or rename databases; a safe restore needs CREATEDB (ALTER ROLE … CREATEDB)`, EXIT.FAILED, ref);
+  const preflight = (async () => {
+    if (target.container) await ctx.containers.requireRunning(target.container, ref);
+    return Promise.all([
+      dbProps(sh, live, signal),
+      canCreateDatabases(sh),
+      freeBeforeName(sh, live, now),
+      Promise.all(target.appContainers.map(async (c) => [c, await ctx.containers.isRunning(c, ref)] as const)),
+    ]);
+  })();
+  const [dump, [props, mayCreate, keepAs, apps]] = await openWhile(openDump(ctx, sh, backup, { jobs: opts.jobs, signal }), preflight, ref);
+  const refuse = async (msg: string) => {
+    throw withLeftovers(new PgfleetError(msg, EXIT.FAILED, ref), await dump.close(), ref);
+  };
+  if (!props) return refuse(`${where}: database "${live}" does not exist (${sh.where}); to create it from the dump, restore with --into ${live}`);
+  if (!mayCreate) return refuse(`${where}: role ${target.user ?? '(default)'} may not create or rename databases; a safe restore needs CREATEDB (ALTER ROLE … CREATEDB)`);
   const appState = new Map<string, boolean>();
-  for (const [c, r] of apps as (readonly [string, boolean | null])[]) {
-    if (r === null) throw new PgfleetError(`${where}: app container "${c}" (database.app_containers.${target.environment}) does not exist`, EXIT.FAILED, ref);
+  for (const [c, r] of apps) {
+    if (r === null) return refuse(`${where}: app container "${c}" (database.app_containers.${target.environment}) does not exist`);
     appState.set(c, r);
   }
   const scratch = scratchName(live, now);
@@ -141,7 +144,8 @@ export async function restoreOver(ctx: Context, target: Target, backup: StoredBa
     return { liveDatabase: live, previousDatabase: keepAs, safetyBackup: safety, backupId: dump.meta?.id ?? null, tables: restored.tables, rows: restored.rows, restartedContainers: stopped, durationMs };
   } catch (e) {
     log.error({ err: (e as Error)?.message ?? String(e) }, 'restore failed; rolling back');
-    throw withLeftovers(e, await undo.run(), ref);
+    const left = await undo.run();
+    throw withLeftovers(e, [...left, ...(await dump.close())], ref);
   }
 }
 

@@ -10,14 +10,16 @@
  * target's lock around restoreOver.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, openSync, promises as fs } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
+import { ArchiveIndexer } from './archive.js';
 import type { Target } from './config/load.js';
 import { TargetShell } from './container.js';
 import type { Context } from './context.js';
-import { beforePrefix, createDatabase, dropDatabase, existing, type DbProps } from './dbadmin.js';
+import { beforePrefix, createDatabase, dropDatabase, type DbProps } from './dbadmin.js';
 import { CommandError, EXIT, InterruptedError, PgfleetError, VerificationError, type TargetRef } from './errors.js';
 import { targetLogger, type Logger } from './log.js';
 import type { BackupMetadata } from './metadata.js';
@@ -38,18 +40,15 @@ export interface CheckedDump {
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const PGDMP_MAGIC = Buffer.from('PGDMP');
 
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
-}
+/** What is known of a dump before its content is read: where, its metadata, size and format. */
+type DumpFile = Omit<CheckedDump, 'sha256'>;
 
 /**
- * Check a dump before it is used: its size and sha256 against its metadata, and its format. A
- * backup's own metadata is used as given; for a bare path, `<path>.json` is read when present
+ * A backup's own metadata is used as given; for a bare path, `<path>.json` is read when present
  * (and must then be complete and match), and a file without one is accepted only because the
- * caller named it explicitly. Reads the file once; changes nothing. Throws VerificationError (4)
- * for a file that does not match its metadata.
+ * caller named it explicitly. The size and the format (its first bytes) are checked here.
  */
-export async function checkDumpFile(src: StoredBackup | { path: string }, o: { signal?: AbortSignal; target?: TargetRef } = {}): Promise<CheckedDump> {
+async function describeDump(src: StoredBackup | { path: string }, o: { target?: TargetRef }): Promise<DumpFile> {
   const file = path.resolve(src.path);
   let meta: BackupMetadata | null = null;
   if ('meta' in src && src.meta) meta = src.meta;
@@ -62,20 +61,88 @@ export async function checkDumpFile(src: StoredBackup | { path: string }, o: { s
   if (!st?.isFile()) throw new PgfleetError(`${file}: no such file`, EXIT.FAILED, o.target);
   if (meta && st.size !== meta.size_bytes)
     throw new VerificationError(`${file} is ${st.size} bytes but its metadata says ${meta.size_bytes}: the file is truncated or damaged; refusing to restore it`, o.target);
-  const hash = createHash('sha256');
-  let head = Buffer.alloc(0);
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    throwIfAborted(o.signal);
-    if (head.length < 8) head = Buffer.concat([head, chunk.subarray(0, 8)]);
-    hash.update(chunk);
+  const head = Buffer.alloc(8);
+  const fh = await fs.open(file, 'r');
+  try {
+    await fh.read(head, 0, 8, 0);
+  } finally {
+    await fh.close();
   }
-  const sha256 = hash.digest('hex');
-  if (meta && sha256 !== meta.sha256)
-    throw new VerificationError(`${file}: sha256 is ${sha256} but its metadata says ${meta.sha256}: the file is damaged; refusing to restore it`, o.target);
   const compressed = head.subarray(0, 4).equals(ZSTD_MAGIC);
-  if (!compressed && !head.subarray(0, 5).equals(PGDMP_MAGIC)) throw new PgfleetError(`${file}: neither a zstd file nor a pg_dump custom-format archive`, EXIT.FAILED, o.target);
+  if (!compressed && !head.subarray(0, 5).equals(PGDMP_MAGIC)) {
+    if (meta) throw new VerificationError(`${file}: does not start as a zstd file or a pg_dump archive: the file is damaged; refusing to restore it`, o.target);
+    throw new PgfleetError(`${file}: neither a zstd file nor a pg_dump custom-format archive`, EXIT.FAILED, o.target);
+  }
   if (meta && compressed !== (meta.compression.algorithm === 'zstd')) throw new VerificationError(`${file}: its compression does not match its metadata (${meta.compression.algorithm})`, o.target);
-  return { path: file, meta, compressed, sha256, size: st.size };
+  return { path: file, meta, compressed, size: st.size };
+}
+
+/** The dump with its content's sha256, which must be its metadata's. */
+function sealed(d: DumpFile, sha256: string, bytes: number, o: { target?: TargetRef }): CheckedDump {
+  if (bytes !== d.size) throw new VerificationError(`${d.path}: read ${bytes} bytes of ${d.size}: the file changed while it was read; refusing to restore it`, o.target);
+  if (d.meta && sha256 !== d.meta.sha256)
+    throw new VerificationError(`${d.path}: sha256 is ${sha256} but its metadata says ${d.meta.sha256}: the file is damaged; refusing to restore it`, o.target);
+  return { ...d, sha256 };
+}
+
+/**
+ * The file as a stream that hashes what passes through it. It ends early on interrupt or a read
+ * error (never an 'error' event a pipe would leave unheard); digest() then throws that.
+ */
+function hashedRead(file: string, signal?: AbortSignal): { stream: Readable; digest: () => { sha256: string; bytes: number }; destroy: () => void } {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let failure: unknown;
+  const rs = createReadStream(file, { highWaterMark: 1 << 20 });
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const stop = (e: unknown) => {
+    failure ??= e;
+    rs.destroy();
+    if (!tap.writableEnded) tap.end();
+  };
+  const onAbort = () => stop(new InterruptedError(String(signal?.reason ?? 'SIGINT')));
+  rs.on('error', stop);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  else rs.pipe(tap);
+  return {
+    stream: tap,
+    digest: () => {
+      if (failure) throw failure;
+      return { sha256: hash.digest('hex'), bytes };
+    },
+    destroy: () => {
+      signal?.removeEventListener('abort', onAbort);
+      rs.destroy();
+      tap.destroy();
+    },
+  };
+}
+
+/**
+ * Check a dump before it is used: its size and sha256 against its metadata, and its format. Reads
+ * the file once; changes nothing. Throws VerificationError (4) for a file that does not match its
+ * metadata.
+ */
+export async function checkDumpFile(src: StoredBackup | { path: string }, o: { signal?: AbortSignal; target?: TargetRef } = {}): Promise<CheckedDump> {
+  return hashWhole(await describeDump(src, o), o);
+}
+
+async function hashWhole(d: DumpFile, o: { signal?: AbortSignal; target?: TargetRef }): Promise<CheckedDump> {
+  const r = hashedRead(d.path, o.signal);
+  try {
+    for await (const _ of r.stream as AsyncIterable<Buffer>);
+    const { sha256, bytes } = r.digest();
+    return sealed(d, sha256, bytes, o);
+  } finally {
+    r.destroy();
+  }
 }
 
 /** Tables missing, extra, or with other row counts than recorded. Empty: the copy matches. */
@@ -93,16 +160,148 @@ export function defaultJobs(): number {
   return Math.max(1, Math.min(4, os.availableParallelism()));
 }
 
-/** The container (or DATABASE_URL) answers. */
-async function ensureReachable(ctx: Context, sh: TargetShell): Promise<void> {
-  if (sh.container) await ctx.containers.requireRunning(sh.container, sh.ref);
-}
-
 /** Where verification restores run: platform.verify.container as its `postgres` superuser, else the target's own. */
 export function verificationShell(ctx: Context, target: Target): { sh: TargetShell; foreign: boolean } {
   const vc = ctx.config.platform.verifyContainer;
   if (!vc) return { sh: ctx.shellFor(target), foreign: false };
   return { sh: new TargetShell(ctx.runner, ctx.containers, { ...target, user: 'postgres' }, {}, vc), foreign: true };
+}
+
+/** A checked dump, ready for pg_restore. */
+export interface OpenedDump extends CheckedDump {
+  /** The decompressed archive as a file where pg_restore runs (a parallel restore needs one); null: streamed. */
+  staged: StagedArchive | null;
+  /** Remove the staged copy. Idempotent; returns what could not be removed. */
+  close(): Promise<string[]>;
+}
+
+export interface StagedArchive {
+  file: string;
+  /** The archive's head with its data positions filled in (lib/archive.ts), to write over the file's start; null: none to fill. */
+  tocPatch: Buffer | null;
+}
+
+/** Staging runs in a fresh private directory; `exec` keeps the program's exit status (127: not there). */
+const STAGE_WITH_ZSTD = 'umask 077 && mkdir -p -- "$1" && exec zstd -d -q --no-sparse -o "$1/archive.dump"';
+const STAGE_WITH_DD = 'umask 077 && mkdir -p -- "$1" && exec dd of="$1/archive.dump" bs=1M status=none';
+/** The head with the data positions over the staged file's start, then pg_restore with the remaining arguments. */
+const PATCH_THEN_RESTORE = 'f=$1; shift; dd of="$f" conv=notrunc bs=1M status=none && exec pg_restore "$@"';
+
+/**
+ * Check a dump and make it ready for pg_restore, reading it once. With jobs > 1 the archive is
+ * staged, decompressed, as a file where pg_restore runs: the compressed file is hashed as it is
+ * sent to the container's own zstd (the official images have one: 8× less through `exec`; without
+ * it, the host's zstd decompresses and `dd` writes), while the host reads the archive's block
+ * structure for the data positions pg_dump could not write into a pipe (lib/archive.ts). A
+ * damaged file (sha256, size, format) is refused and its staged copy removed before anything else
+ * happens: staging touches nothing but a new directory under /tmp.
+ */
+export async function openDump(ctx: Context, sh: TargetShell, src: StoredBackup | { path: string }, o: { jobs?: number; signal?: AbortSignal } = {}): Promise<OpenedDump> {
+  const jobs = o.jobs ?? defaultJobs();
+  const d = await describeDump(src, { target: sh.ref });
+  if (jobs <= 1) return { ...(await hashWhole(d, { signal: o.signal, target: sh.ref })), staged: null, close: async () => [] };
+  const log = targetLogger(ctx.logger, sh.target);
+  const t0 = performance.now();
+  const dir = `${sh.container ? '/tmp' : os.tmpdir()}/pgfleet-restore-${randomBytes(6).toString('hex')}`;
+  const file = `${dir}/archive.dump`;
+  const cleanup = new Undo(log);
+  cleanup.push(`remove staged dump ${dir}`, async () => void (await sh.run('rm', ['-rf', '--', dir], { what: 'rm (staged dump)' })));
+  const close = () => cleanup.run('cleaning up');
+  try {
+    const lap = <T>(what: string, p: Promise<T>) => p.finally(() => log.debug({ ms: Math.round(performance.now() - t0) }, `${what} done`));
+    const [staged, indexed] = await Promise.allSettled([lap('staging', stage(ctx, sh, d, dir, o.signal, log)), lap('reading the archive', archiveIndex(ctx, sh, d, o.signal, log))]);
+    if (staged.status === 'rejected') {
+      // A damaged file usually stops the decompression before it is all read: say what is wrong with it.
+      if (d.meta && !(staged.reason instanceof InterruptedError)) await hashWhole(d, { signal: o.signal, target: sh.ref });
+      throw staged.reason;
+    }
+    const checked = sealed(d, staged.value.sha256, staged.value.bytes, { target: sh.ref });
+    const tocPatch = indexed.status === 'fulfilled' ? indexed.value : null;
+    log.info({ ms: Math.round(performance.now() - t0), data_positions: tocPatch ? 'filled in' : 'as written' }, 'dump checked and staged');
+    return { ...checked, staged: { file, tocPatch }, close };
+  } catch (e) {
+    throw withLeftovers(e, await close(), sh.ref);
+  }
+}
+
+/** The decompressed archive into `dir`/archive.dump where pg_restore runs; the compressed file's sha256 on the way. */
+async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, signal: AbortSignal | undefined, log: Logger): Promise<{ sha256: string; bytes: number }> {
+  if (d.compressed && sh.container) {
+    const r = hashedRead(d.path, signal);
+    try {
+      await sh.run('sh', ['-c', STAGE_WITH_ZSTD, 'pgfleet-stage', dir], { input: r.stream, signal, what: 'zstd -d (in the container)' });
+      return r.digest();
+    } catch (e) {
+      if (!(e instanceof CommandError && (e.code === 126 || e.code === 127))) throw e;
+      log.debug('no zstd in the container: decompressing on the host');
+    } finally {
+      r.destroy();
+    }
+  }
+  const r = hashedRead(d.path, signal);
+  try {
+    if (!d.compressed) {
+      await sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: r.stream, signal, what: 'dd (staging the dump)' });
+    } else {
+      const z = ctx.runner.spawn(['zstd', '-dc', '-q'], { input: r.stream, signal, what: 'zstd -d', target: sh.ref });
+      await both(sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: z.stdout, signal, what: 'dd (staging the dump)' }), z.done);
+    }
+    return r.digest();
+  } finally {
+    r.destroy();
+  }
+}
+
+/**
+ * The archive's head with its data positions filled in, read from a second, host-side pass over
+ * the decompressed archive. Never fails the restore: without it, pg_restore reads the archive as
+ * pg_dump wrote it. The archive passes through one reused buffer (a plain archive is read from its
+ * file; a compressed one from a private FIFO the host's zstd writes into, read as a socket with a
+ * fixed read buffer), so the ~GB going through leaves no garbage behind and memory stays flat.
+ */
+async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, signal: AbortSignal | undefined, log: Logger): Promise<Buffer | null> {
+  const ix = new ArchiveIndexer();
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const dir = d.compressed ? await fs.mkdtemp(path.join(os.tmpdir(), 'pgfleet-index-')) : null;
+  try {
+    if (dir) {
+      const fifo = path.join(dir, 'archive');
+      await ctx.runner.run(['mkfifo', '-m', '600', '--', fifo], { what: 'mkfifo', target: sh.ref, signal });
+      // Read-write first: on Linux that never waits for a reader; the read side then opens at once.
+      const w = await fs.open(fifo, fs.constants.O_RDWR);
+      // (`onread` is a documented constructor option that this @types/node does not list yet.)
+      const onread: net.OnReadOpts = { buffer: buf, callback: (n, b) => (ix.write(Buffer.from(b.buffer, b.byteOffset, n)), true) };
+      const reader = new net.Socket({ fd: openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), readable: true, writable: false, onread } as net.SocketConstructorOpts);
+      try {
+        const ended = new Promise<void>((resolve, reject) => reader.once('close', () => resolve()).once('error', reject));
+        // --no-check: the file's sha256 is checked on the staging side, and a wrong position could not pass unnoticed.
+        const z = ctx.runner.spawn(['zstd', '-dc', '-q', '--no-check', '--', d.path], { stdoutTo: w.fd, signal, what: 'zstd -d (reading the archive)', target: sh.ref });
+        await w.close(); // zstd holds its own copy: the FIFO ends when zstd does
+        const [read, done] = await Promise.allSettled([ended, z.done]);
+        if (done.status === 'rejected') throw done.reason;
+        if (read.status === 'rejected') throw read.reason;
+      } finally {
+        reader.destroy();
+        await w.close().catch(() => undefined);
+      }
+    } else {
+      const fh = await fs.open(d.path, 'r');
+      try {
+        for (let n; (n = (await fh.read(buf, 0, buf.length, null)).bytesRead) && !signal?.aborted; ) ix.write(buf.subarray(0, n));
+      } finally {
+        await fh.close();
+      }
+    }
+    if (signal?.aborted) return null;
+    const index = ix.end();
+    if (!index) log.debug({ problem: ix.problem }, 'archive structure not recognised: pg_restore will read it as written');
+    return ix.tocPatch(index);
+  } catch (e) {
+    log.debug({ err: (e as Error)?.message ?? String(e) }, 'archive not indexed: pg_restore will read it as written');
+    return null;
+  } finally {
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  }
 }
 
 export interface RestoreIntoOptions {
@@ -112,7 +311,7 @@ export interface RestoreIntoOptions {
   owner?: string;
   /** Take encoding and locale from these properties (default: the server's). */
   like?: DbProps | null;
-  /** pg_restore jobs; 1 streams the dump into pg_restore without a staged copy. */
+  /** pg_restore jobs; the dump must have been opened (openDump) with the same number. */
   jobs?: number;
   /** Leave ownership and privileges out (a verification server without the tenant's roles). */
   noOwner?: boolean;
@@ -129,12 +328,12 @@ export interface RestoreIntoResult {
 }
 
 /**
- * Restore a checked dump into a NEW database `database` (refused when it exists) and check every
- * table and row count against the metadata. Any non-zero pg_restore exit is a failure. On any
- * failure or interrupt, the database this call created and the staged copy are removed; nothing
- * else is touched.
+ * Restore an opened dump into a NEW database `database` (refused when it exists) and check every
+ * table and row count against the metadata. Any non-zero pg_restore exit is a failure. The dump is
+ * closed (its staged copy removed) whatever happens. On any failure or interrupt, the database
+ * this call created is dropped; nothing else is touched.
  */
-export async function restoreInto(ctx: Context, target: Target, source: CheckedDump, database: string, opts: RestoreIntoOptions = {}): Promise<RestoreIntoResult> {
+export async function restoreInto(ctx: Context, target: Target, source: OpenedDump, database: string, opts: RestoreIntoOptions = {}): Promise<RestoreIntoResult> {
   const sh = opts.shell ?? ctx.shellFor(target);
   const signal = opts.signal ?? ctx.signal;
   const log = targetLogger(ctx.logger, target);
@@ -142,35 +341,29 @@ export async function restoreInto(ctx: Context, target: Target, source: CheckedD
   const jobs = opts.jobs ?? defaultJobs();
   const t0 = performance.now();
   const ms = () => Math.round(performance.now() - t0);
-  const [reach, taken] = await Promise.allSettled([ensureReachable(ctx, sh), existing(sh, [database])]);
-  if (reach.status === 'rejected') throw reach.reason;
-  if (taken.status === 'rejected') throw taken.reason;
-  if (taken.value.length) throw new PgfleetError(`${where}: database "${database}" already exists (${sh.where}); choose a new name`, EXIT.FAILED, sh.ref);
   const undo = new Undo(log);
-  const cleanup = new Undo(log);
   try {
     const keep = undo.push(`drop database ${database}`, () => dropDatabase(sh, database));
-    // The empty database and the staged archive (parallel restore needs a seekable file), at once.
-    const [created, staged] = await Promise.allSettled([
-      createDatabase(sh, database, { owner: opts.owner ?? target.user, like: opts.like, signal }),
-      jobs > 1 ? stageArchive(ctx, sh, source, signal, cleanup, log) : Promise.resolve(null),
-    ]);
-    if (created.status === 'rejected') {
-      // A database of that name appeared meanwhile: not ours to drop.
-      if (/already exists/.test((created.reason as Error)?.message ?? '')) keep();
-      throw created.reason;
+    try {
+      await createDatabase(sh, database, { owner: opts.owner ?? target.user, like: opts.like, signal });
+    } catch (e) {
+      if (!(e instanceof CommandError && /already exists/.test(e.message))) throw e;
+      keep(); // not ours to drop
+      throw new PgfleetError(`${where}: database "${database}" already exists (${sh.where}); choose a new name`, EXIT.FAILED, sh.ref);
     }
-    if (staged.status === 'rejected') throw staged.reason;
-    log.debug({ database, ms: ms() }, 'database created, archive staged');
+    log.debug({ database, ms: ms() }, 'database created');
     const args = ['--exit-on-error', '-w', ...(opts.noOwner ? ['--no-owner', '--no-privileges'] : []), ...sh.conn(database)];
-    if (staged.value) await sh.run('pg_restore', ['-j', String(jobs), ...args, staged.value], { signal, what: 'pg_restore' });
+    const staged = source.staged;
+    if (staged?.tocPatch) await sh.run('sh', ['-c', PATCH_THEN_RESTORE, 'pgfleet-restore', staged.file, '-j', String(jobs), ...args, staged.file], { input: staged.tocPatch, signal, what: 'pg_restore' });
+    else if (staged) await sh.run('pg_restore', ['-j', String(jobs), ...args, staged.file], { signal, what: 'pg_restore' });
     else {
       const d = decompressed(ctx, sh, source, signal);
       await both(sh.run('pg_restore', args, { input: d.stream, signal, what: 'pg_restore' }), d.done);
     }
     log.debug({ database, ms: ms() }, 'pg_restore done');
-    const [counted] = await Promise.allSettled([rowCounts(sh, database, signal), cleanup.run('cleaning up')]);
+    const [counted, closed] = await Promise.allSettled([rowCounts(sh, database, signal), source.close()]);
     if (counted.status === 'rejected') throw counted.reason;
+    if (closed.status === 'fulfilled' && closed.value.length) log.warn({ left: closed.value }, 'the staged copy of the dump could not be removed');
     const counts = counted.value;
     log.debug({ database, ms: ms() }, 'rows counted');
     if (source.meta) {
@@ -186,7 +379,7 @@ export async function restoreInto(ctx: Context, target: Target, source: CheckedD
     keep();
     return { database, container: sh.container ?? null, counts, tables: Object.keys(counts).length, rows, durationMs: ms() };
   } catch (e) {
-    const left = [...(await cleanup.run('cleaning up')), ...(await undo.run())];
+    const left = [...(await source.close()), ...(await undo.run())];
     throw withLeftovers(e, left, sh.ref);
   }
 }
@@ -206,34 +399,16 @@ async function both(consumer: Promise<unknown>, producer: Promise<unknown>): Pro
 }
 
 /**
- * Stage the decompressed archive as a file where pg_restore runs, in a fresh 0700 directory under
- * /tmp (its removal registered first). The compressed file is sent and decompressed by the
- * container's own zstd when it has one (the official images do: 8× less through `exec`);
- * otherwise the host's zstd decompresses and `dd` writes. Argument arrays only, no shell.
+ * Open the dump while other preflight work runs. If either fails, what was opened is closed; a
+ * damaged dump is the error reported first, then the other work's.
  */
-async function stageArchive(ctx: Context, sh: TargetShell, src: CheckedDump, signal: AbortSignal | undefined, cleanup: Undo, log: Logger): Promise<string> {
-  const t0 = performance.now();
-  const dir = `${sh.container ? '/tmp' : os.tmpdir()}/pgfleet-restore-${randomBytes(6).toString('hex')}`;
-  const file = `${dir}/archive.dump`;
-  cleanup.push(`remove staged dump ${dir}`, async () => void (await sh.run('rm', ['-rf', '--', dir], { what: 'rm (staged dump)' })));
-  await sh.run('mkdir', ['-m', '700', '--', dir], { signal, what: 'mkdir (staged dump)' });
-  if (src.compressed && sh.container) {
-    try {
-      await sh.run('zstd', ['-d', '-q', '-o', file], { input: createReadStream(src.path), signal, what: 'zstd -d (in the container)' });
-      log.debug({ ms: Math.round(performance.now() - t0), how: 'zstd in the container' }, 'archive staged');
-      return file;
-    } catch (e) {
-      if (!(e instanceof CommandError && (e.code === 126 || e.code === 127))) throw e;
-      log.debug('no zstd in the container: decompressing on the host');
-    }
-  }
-  const d = decompressed(ctx, sh, src, signal);
-  await both(sh.run('dd', [`of=${file}`, 'bs=1M', 'status=none'], { input: d.stream, signal, what: 'dd (staging the dump)' }), d.done);
-  log.debug({ ms: Math.round(performance.now() - t0), how: 'zstd on the host, dd' }, 'archive staged');
-  return file;
+export async function openWhile<T>(opening: Promise<OpenedDump>, other: Promise<T>, ref: TargetRef): Promise<[OpenedDump, T]> {
+  const [d, x] = await Promise.allSettled([opening, other]);
+  if (d.status === 'fulfilled' && x.status === 'fulfilled') return [d.value, x.value];
+  const left = d.status === 'fulfilled' ? await d.value.close() : [];
+  const e = d.status === 'rejected' && (d.reason instanceof VerificationError || x.status === 'fulfilled') ? d.reason : (x as PromiseRejectedResult).reason;
+  throw withLeftovers(e, left, ref);
 }
-
-/** The original error, naming what its rollback could not undo. */
 
 export { restoreOver, leftoverDatabases, type RestoreOverOptions, type RestoreOverResult } from './restore-over.js';
 export { beforePrefix };

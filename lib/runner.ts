@@ -29,9 +29,10 @@ export interface RunOptions {
   input?: string | Buffer | Readable;
   /**
    * spawn only: connect this process's stdout straight to another spawned process's stdin (a
-   * kernel pipe; none of the bytes pass through Node). That process then sees EOF when this one exits.
+   * kernel pipe; none of the bytes pass through Node). That process then sees EOF when this one
+   * exits. A number: an open file descriptor (the caller closes its own copy once spawned).
    */
-  stdoutTo?: Spawned;
+  stdoutTo?: Spawned | number;
   signal?: AbortSignal;
   cwd?: string;
 }
@@ -114,9 +115,9 @@ export class Runner {
   spawn(argv: readonly string[], opts: RunOptions = {}): Spawned {
     const started = performance.now();
     const stderrStore = new Tail();
-    const pipe = opts.stdoutTo?.takeStdinPipe();
+    const pipe = typeof opts.stdoutTo === 'number' ? opts.stdoutTo : opts.stdoutTo?.takeStdinPipe();
     const p = this.start(argv, opts, true, stderrStore, pipe);
-    pipe?.destroy(); // the child holds its own copy; EOF reaches the reader when this process exits
+    if (typeof pipe === 'object') pipe.destroy(); // the child holds its own copy; EOF reaches the reader when this process exits
     const secrets = opts.secrets ?? [];
     const done = p.then(
       (out) => ({ stdout: '', stderr: '', code: out.exitCode ?? 0, durationMs: performance.now() - started }),
@@ -158,7 +159,7 @@ export class Runner {
     };
   }
 
-  private start(argv: readonly string[], opts: RunOptions, streaming: boolean, stderrStore?: Tail, stdoutPipe?: Writable): ProcessPromise {
+  private start(argv: readonly string[], opts: RunOptions, streaming: boolean, stderrStore?: Tail, stdoutPipe?: Writable | number): ProcessPromise {
     if (argv.length === 0) throw new Error('runner: empty command');
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const [k, v] of Object.entries(opts.env ?? {})) {
@@ -176,7 +177,7 @@ export class Runner {
       // children in order (and runs its undo steps) instead of having them die mid-step.
       detached: true,
       store: streaming ? ({ stdout: new Sink(), stderr: stderrStore ?? new Tail(), stdall: new Sink() } as never) : undefined,
-      ...(stdoutPipe ? { stdio: ['pipe', stdoutPipe, 'pipe'] } : {}),
+      ...(stdoutPipe !== undefined ? { stdio: ['pipe', stdoutPipe, 'pipe'] } : {}),
     });
     const p = shell`${argv}`;
     // A child that exits (or is killed) before reading all its input makes the write side fail

@@ -20,7 +20,7 @@ import { PgfleetError, UsageError, EXIT } from '../errors.js';
 import { withLock } from '../lock.js';
 import { BACKUP_ID } from '../metadata.js';
 import type { StoredBackup } from '../repository.js';
-import { checkDumpFile, restoreInto, restoreOver } from '../restore.js';
+import { checkDumpFile, openDump, openWhile, restoreInto, restoreOver } from '../restore.js';
 import { humanSize } from './list.js';
 
 export interface RestoreCommandOptions {
@@ -104,9 +104,8 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
   }
 
   if (o.into) {
-    const checked = await checkDumpFile(src, { signal: ctx.signal, target: ref });
     const sh = ctx.shellFor(t);
-    const like = await dbProps(sh, t.database, ctx.signal);
+    const [checked, like] = await openWhile(openDump(ctx, sh, src, { jobs: o.jobs, signal: ctx.signal }), dbProps(sh, t.database, ctx.signal), ref);
     const r = await restoreInto(ctx, t, checked, o.into, { shell: sh, like, jobs: o.jobs });
     ctx.out(`restored into ${o.into}: ${r.tables} tables, ${r.rows} rows${checked.meta ? ', row counts match the backup' : ''} (${(r.durationMs / 1000).toFixed(1)} s)`);
     ctx.out(`drop it when done: ${dropHint(ctx, t, o.into)}`);

@@ -22,7 +22,7 @@ import { writeMetrics } from '../metrics.js';
 import { notify } from '../notify.js';
 import type { VerificationResult } from '../metadata.js';
 import type { StoredBackup } from '../repository.js';
-import { checkDumpFile, restoreInto, verificationShell } from '../restore.js';
+import { openDump, openWhile, restoreInto, verificationShell } from '../restore.js';
 
 export interface VerifyOptions {
   project?: string;
@@ -66,14 +66,19 @@ async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs?: number
   const t0 = performance.now();
   let verification: VerificationResult;
   try {
-    const checked = await checkDumpFile(b, { signal: ctx.signal, target: sh.ref });
-    const [like, mayCreate] = await Promise.all([foreign ? null : dbProps(sh, t.database, ctx.signal).catch(() => null), canCreateDatabases(sh)]);
-    if (!mayCreate)
+    const [checked, [like, mayCreate]] = await openWhile(
+      openDump(ctx, sh, b, { jobs, signal: ctx.signal }),
+      Promise.all([foreign ? null : dbProps(sh, t.database, ctx.signal).catch(() => null), canCreateDatabases(sh)]),
+      sh.ref,
+    );
+    if (!mayCreate) {
+      await checked.close();
       throw new PgfleetError(
         `${t.project}/${t.environment}: role ${t.user ?? '(default)'} may not create databases; a verification restore needs CREATEDB (ALTER ROLE ${t.user ?? '…'} CREATEDB) or platform.verify.container`,
         EXIT.FAILED,
         sh.ref,
       );
+    }
     const r = await restoreInto(ctx, t, checked, scratch, { shell: sh, like, owner: foreign ? 'postgres' : t.user, noOwner: foreign, jobs, signal: ctx.signal });
     verification = { status: 'passed', verified_at: ctx.clock().toISOString(), duration_ms: Math.round(performance.now() - t0), tables: r.tables, rows: r.rows, ...(sh.container ? { container: sh.container } : {}) };
   } catch (e) {

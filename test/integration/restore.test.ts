@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, existsSync, mkdtempSync, openSync, readSync, writeSync, closeSync, truncateSync, statSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdtempSync, openSync, readFileSync, readSync, writeSync, closeSync, truncateSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { ArchiveIndexer, parseToc } from '../../lib/archive.js';
 import { runBackup } from '../../lib/commands/backup.js';
 import { runRestore } from '../../lib/commands/restore.js';
 import { EXIT, PgfleetError } from '../../lib/errors.js';
@@ -20,6 +21,8 @@ describe('restore over a live database (real PostgreSQL 15 in containers)', () =
   const startedAt = async (name: string) => (await fleet.runner.run(['podman', 'inspect', '--format', '{{.State.StartedAt}}', name])).stdout.trim();
   const databases = async (project: string) => (await fleet.sql(project, 'postgres', 'SELECT datname FROM pg_database ORDER BY 1')).split('\n').filter(Boolean);
   const scratchLeft = async (project: string) => (await databases(project)).filter((d) => d.includes('__pgfleet_scratch_'));
+  /** Staged copies of dumps left in a container's /tmp. */
+  const stagedLeft = async (c: string) => (await fleet.runner.run(['podman', 'exec', c, 'ls', '/tmp'])).stdout.split('\n').filter((f) => f.startsWith('pgfleet-restore-'));
   const props = (project: string, db: string) =>
     fleet.sql(
       project,
@@ -145,6 +148,7 @@ describe('restore over a live database (real PostgreSQL 15 in containers)', () =
     expect((await ctx.repo.list('acme', 'production')).length).toBe(backups); // no safety backup was taken
     expect(await startedAt(app)).toBe(appStarted); // never stopped
     expect(await fleet.sandbox.isRunning(app)).toBe(true);
+    expect(await stagedLeft(c)).toEqual([]);
   });
 
   it('a restore that fails inside pg_restore leaves the live database intact, the apps running, no scratch database', async () => {
@@ -174,6 +178,7 @@ describe('restore over a live database (real PostgreSQL 15 in containers)', () =
     expect(await databases('bulk')).toEqual(dbs);
     expect(await fleet.sandbox.isRunning(bulkApp)).toBe(true);
     expect(logs.some((l) => l.includes('start app container'))).toBe(true);
+    expect(await stagedLeft(c)).toEqual([]);
   });
 
   it('--dry-run checks the file, prints the plan and changes nothing', async () => {
@@ -211,6 +216,58 @@ describe('restore over a live database (real PostgreSQL 15 in containers)', () =
     const again = await runRestore(fleet.context().ctx, { project: 'acme', environment: 'production', source: b.path, into: 'acme_investigate', yes: true }).catch((e) => e);
     expect(again.message).toMatch(/already exists/);
     expect(await dataDigest(fleet.sandbox, c, 'acme_investigate')).toEqual(digest);
+  });
+
+  it('fills in the data positions pg_dump could not write into a pipe: stock pg_restore -j2 of the result is identical', async () => {
+    const c = fleet.container('acme');
+    const { ctx } = fleet.context();
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const digest = await dataDigest(fleet.sandbox, c, 'acme_production');
+    const dir = mkdtempSync(path.join(fleet.dir, 'positions-'));
+    const raw = path.join(dir, 'archive.dump');
+    await fleet.runner.run(['zstd', '-d', '-q', '-o', raw, b.path]);
+    const ix = new ArchiveIndexer();
+    for await (const chunk of createReadStream(raw)) ix.write(chunk as Buffer);
+    const patch = ix.tocPatch();
+    expect(ix.problem).toBeUndefined();
+
+    // As written: every entry with data says "position not set" (pg_dump wrote into a pipe).
+    const asWritten = parseToc(readFileSync(raw));
+    const withData = asWritten.entries.filter((e) => e.flag === 1);
+    expect(withData.map((e) => e.desc)).toEqual(expect.arrayContaining(['TABLE DATA', 'BLOBS']));
+    expect(withData.length).toBeGreaterThan(5);
+    // Filled in: each of them points at a block header carrying its own dump id; nothing else changed.
+    const filled = parseToc(patch!);
+    const fd = openSync(raw, 'r');
+    for (const e of filled.entries) {
+      const was = asWritten.entries.find((x) => x.dumpId === e.dumpId)!;
+      if (was.flag !== 1) {
+        expect([e.flag, e.offset]).toEqual([was.flag, was.offset]);
+        continue;
+      }
+      expect(e.flag).toBe(2);
+      const header = Buffer.alloc(6);
+      readSync(fd, header, 0, 6, e.offset);
+      expect([header[0], header[1], header.readUInt32LE(2)]).toEqual([e.desc === 'BLOBS' ? 3 : 1, 0, e.dumpId]);
+    }
+    closeSync(fd);
+    const out = openSync(raw, 'r+');
+    writeSync(out, patch!, 0, patch!.length, 0);
+    closeSync(out);
+
+    // Stock tools alone restore the result in parallel, identical to the source.
+    await fleet.runner.run(['bash', '-c', 'podman exec -i "$1" dd of=/tmp/positions.dump bs=1M status=none < "$2"', 'stage', c, raw]);
+    await fleet.sql('acme', 'postgres', 'CREATE DATABASE acme_positions TEMPLATE template0');
+    await fleet.runner.run(['podman', 'exec', c, 'pg_restore', '-j2', '--exit-on-error', '-U', 'postgres', '-d', 'acme_positions', '/tmp/positions.dump']);
+    expect(await dataDigest(fleet.sandbox, c, 'acme_positions')).toEqual(digest);
+    await fleet.runner.run(['podman', 'exec', c, 'rm', '-f', '/tmp/positions.dump']);
+
+    // pgfleet's own parallel restore uses them.
+    const { ctx: rctx, logs } = fleet.context();
+    await runRestore(rctx, { project: 'acme', environment: 'production', source: b.meta.id, into: 'acme_positions2', yes: true, jobs: 2 });
+    expect(logs.some((l) => l.includes('"data_positions":"filled in"'))).toBe(true);
+    expect(await dataDigest(fleet.sandbox, c, 'acme_positions2')).toEqual(digest);
+    expect(await stagedLeft(c)).toEqual([]);
   });
 
   it('CLI: no --yes without a TTY is exit 2; restore and backup of one target meet the lock (exit 3)', async () => {
