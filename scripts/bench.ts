@@ -3,9 +3,10 @@
  * `npm run bench [-- <section>…]`: pgfleet side by side with the stock tools, in one run, on real
  * PostgreSQL 15 in real containers. Prints a table and writes the figures as JSON to
  * bench-results/. Sections: scripts/bench/*.ts. BENCH_ROUNDS (default 5), BENCH_SCALE (pgbench
- * scale of the big tenant, default 30 ≈ 1 GB with the events table).
+ * scale of the big tenant, default 30 ≈ 1 GB with the events table), BENCH_LOG_DIR (keep every
+ * pgfleet run's debug log there, numbered in run order).
  */
-import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -41,7 +42,13 @@ async function buildBigTenant(env: BenchEnv, scale: number): Promise<BigTenant> 
   const database = 'bench_production';
   env.log(`building the big tenant (pgbench scale ${scale} + jsonb events) in container ${container}…`);
   const t0 = performance.now();
-  await env.sandbox.startTenant({ name: container, databases: [database], settings: { max_wal_size: '4GB', checkpoint_timeout: '30min', shared_buffers: '256MB', maintenance_work_mem: '256MB' } });
+  // autovacuum off: each restore leaves ~1 GB of freshly loaded tables whose autovacuum (VACUUM
+  // ANALYZE, tens of seconds) would otherwise land in whichever timed run comes next.
+  await env.sandbox.startTenant({
+    name: container,
+    databases: [database],
+    settings: { max_wal_size: '4GB', checkpoint_timeout: '30min', shared_buffers: '256MB', maintenance_work_mem: '256MB', autovacuum: 'off' },
+  });
   await env.runner.run(['podman', 'exec', container, 'pgbench', '-i', '-q', '-s', String(scale), '-U', 'postgres', database], { what: 'pgbench -i' });
   const events = scale * 70000;
   await env.sandbox.sql(
@@ -78,6 +85,7 @@ async function main() {
   const dir = path.join(os.tmpdir(), `pgfleet-bench-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const rows: Row[] = [];
+  let runs = 0;
   let big: Promise<BigTenant> | undefined;
   const env: BenchEnv = {
     runner,
@@ -87,7 +95,12 @@ async function main() {
     bigTenant: () => (big ??= buildBigTenant(env, Number(process.env.BENCH_SCALE ?? 30))),
     async pgfleet(args, extraEnv = {}) {
       const t0 = performance.now();
-      const child = runner.spawn([process.execPath, CLI, ...args], { env: { PGFLEET_LOG_LEVEL: 'warn', ...extraEnv }, what: 'pgfleet' });
+      const logDir = process.env.BENCH_LOG_DIR;
+      const child = runner.spawn([process.execPath, CLI, ...args], { env: { PGFLEET_LOG_LEVEL: logDir ? 'debug' : 'warn', ...extraEnv }, what: 'pgfleet' });
+      if (logDir) {
+        mkdirSync(logDir, { recursive: true });
+        child.stderr.pipe(createWriteStream(path.join(logDir, `${String(++runs).padStart(3, '0')}-${args[0]}.log`)));
+      }
       let peak = 0;
       const poll = setInterval(() => child.pid && (peak = Math.max(peak, vmHwmMb(child.pid))), 50);
       let stdout = '';

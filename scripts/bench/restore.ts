@@ -5,6 +5,9 @@
  *   scratch database, counts, swap, verify_on_restore)  ·  pgfleet restore --into  ·  the same with
  *   --jobs 1 (streamed into pg_restore, no staged copy; informational)  ·  pgfleet verify-backups
  * Targets: restore ≤ 1.15× the floor; verify-backups ≤ 1.25×; peak RSS of pgfleet < 150 MB.
+ * Every timed run starts from a quiet server: a CHECKPOINT and a `sync` first. Each run writes ~2 GB
+ * (data, WAL, a staged copy); without them, the checkpoint and write-back one run leaves behind
+ * land in whichever run comes next.
  */
 import type { BenchSection } from './types.js';
 
@@ -17,6 +20,10 @@ export const restoreSection: BenchSection = {
     const big = await env.bigTenant();
     const cfg = ['--config', big.configFile];
     const sql = (q: string) => env.sandbox.sql(big.container, 'postgres', q);
+    const settle = async () => {
+      await sql('CHECKPOINT');
+      await env.runner.run(['sync']);
+    };
     const b = await env.pgfleet(['backup', 'bench', 'production', ...cfg]);
     const dump = b.stdout.trim().split('\n').pop()!;
     // The stock side's input, prepared untimed: the same dump, decompressed, inside the container.
@@ -24,23 +31,28 @@ export const restoreSection: BenchSection = {
     const t = { stock: [] as number[], over: [] as number[], into: [] as number[], verify: [] as number[], streamed: [] as number[], rss: [] as number[] };
     for (let i = 0; i < env.rounds; i++) {
       await sql(`CREATE DATABASE bench_stock TEMPLATE template0`);
+      await settle();
       t.stock.push(await env.time(['podman', 'exec', big.container, 'pg_restore', '-j2', '--exit-on-error', '-U', 'postgres', '-d', 'bench_stock', STAGED]));
       await sql(`DROP DATABASE bench_stock`);
 
+      await settle();
       const over = await env.pgfleet(['restore', 'bench', 'production', '--latest', '--yes', '--no-safety-backup', '--jobs', '2', ...cfg]);
       t.over.push(over.wallMs);
       const kept = /kept as (\S+);/.exec(over.stdout)?.[1];
       if (!kept) throw new Error(`restore did not say which database it kept:\n${over.stdout}`);
       await sql(`DROP DATABASE "${kept}"`);
 
+      await settle();
       const into = await env.pgfleet(['restore', 'bench', 'production', '--latest', '--yes', '--into', 'bench_into', '--jobs', '2', ...cfg]);
       t.into.push(into.wallMs);
       await sql(`DROP DATABASE bench_into`);
 
+      await settle();
       const streamed = await env.pgfleet(['restore', 'bench', 'production', '--latest', '--yes', '--into', 'bench_into', '--jobs', '1', ...cfg]);
       t.streamed.push(streamed.wallMs);
       await sql(`DROP DATABASE bench_into`);
 
+      await settle();
       const verify = await env.pgfleet(['verify-backups', 'bench', 'production', '--jobs', '2', ...cfg]);
       t.verify.push(verify.wallMs);
       t.rss.push(over.peakRssMb, into.peakRssMb, streamed.peakRssMb, verify.peakRssMb);
