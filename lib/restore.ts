@@ -240,12 +240,8 @@ async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, si
   }
   const r = hashedRead(d.path, signal);
   try {
-    if (!d.compressed) {
-      await sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: r.stream, signal, what: 'dd (staging the dump)' });
-    } else {
-      const z = ctx.runner.spawn(['zstd', '-dc', '-q'], { input: r.stream, signal, what: 'zstd -d', target: sh.ref });
-      await both(sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: z.stdout, signal, what: 'dd (staging the dump)' }), z.done);
-    }
+    const dz = decompressed(ctx, sh, d, signal, r.stream);
+    await both(sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: dz.stream, signal, what: 'dd (staging the dump)' }), dz.done);
     return r.digest();
   } finally {
     r.destroy();
@@ -384,10 +380,10 @@ export async function restoreInto(ctx: Context, target: Target, source: OpenedDu
   }
 }
 
-/** The archive, decompressed on the host, as a stream. */
-function decompressed(ctx: Context, sh: TargetShell, src: CheckedDump, signal?: AbortSignal): { stream: Readable; done: Promise<unknown> } {
-  if (!src.compressed) return { stream: createReadStream(src.path), done: Promise.resolve() };
-  const z = ctx.runner.spawn(['zstd', '-dc', '-q', src.path], { signal, what: 'zstd -d', target: sh.ref });
+/** The archive, decompressed on the host, as a stream: read from its file, or from `input` (the file's bytes, e.g. as they are hashed). */
+function decompressed(ctx: Context, sh: TargetShell, src: DumpFile, signal?: AbortSignal, input?: Readable): { stream: Readable; done: Promise<unknown> } {
+  if (!src.compressed) return { stream: input ?? createReadStream(src.path), done: Promise.resolve() };
+  const z = ctx.runner.spawn(['zstd', '-dc', '-q', ...(input ? [] : [src.path])], { input, signal, what: 'zstd -d', target: sh.ref });
   return { stream: z.stdout, done: z.done };
 }
 
