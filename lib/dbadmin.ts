@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TargetShell } from './container.js';
 import { PgfleetError } from './errors.js';
-import { ident, literal, psql } from './pg.js';
+import { ident, literal, psql, PsqlSession } from './pg.js';
 
 export const MAINTENANCE_DB = 'postgres';
 /** PostgreSQL truncates identifiers longer than this (NAMEDATALEN - 1). */
@@ -91,10 +91,9 @@ export interface DbProps {
 }
 
 /** The properties of `database`, or null when it does not exist. */
-export async function dbProps(sh: TargetShell, database: string, signal?: AbortSignal): Promise<DbProps | null> {
-  const out = await psql(
+export async function dbProps(sh: TargetShell, database: string, o: { signal?: AbortSignal; session?: PsqlSession } = {}): Promise<DbProps | null> {
+  const out = await onMaintenance(
     sh,
-    MAINTENANCE_DB,
     `SELECT json_build_object('owner', pg_get_userbyid(d.datdba), 'encoding', pg_encoding_to_char(d.encoding), 'collate', d.datcollate, 'ctype', d.datctype,
        'conn_limit', d.datconnlimit,
        'settings', coalesce((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0), '{}'),
@@ -102,9 +101,29 @@ export async function dbProps(sh: TargetShell, database: string, signal?: AbortS
                   'privilege', a.privilege_type, 'grantable', a.is_grantable)) FROM aclexplode(d.datacl) a), '[]') END,
        'comment', shobj_description(d.oid, 'pg_database'))
      FROM pg_database d WHERE d.datname = ${literal(database)}`,
-    signal,
+    o,
   );
   return out.trim() ? (JSON.parse(out.trim()) as DbProps) : null;
+}
+
+/**
+ * Run `fn` with a psql session on the maintenance database, opened before the statements that will
+ * use it (while a dump is staged): each of them then costs a round trip, not a `docker exec` and a
+ * connection. The session is not under a signal (a query given one is interruptible on its own)
+ * and ends after `fn`, whatever happens.
+ */
+export async function withMaintenanceSession<T>(sh: TargetShell, fn: (admin: PsqlSession) => Promise<T>): Promise<T> {
+  const admin = PsqlSession.open(sh, MAINTENANCE_DB);
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.close().catch(() => admin.kill());
+  }
+}
+
+/** SQL on the maintenance database: through `session` (see withMaintenanceSession) when given, else one psql. */
+function onMaintenance(sh: TargetShell, sql: string, o: { session?: PsqlSession; signal?: AbortSignal } = {}): Promise<string> {
+  return o.session ? o.session.query(sql, o.signal) : psql(sh, MAINTENANCE_DB, sql, o.signal);
 }
 
 /** Which of `names` exist. */
@@ -114,28 +133,37 @@ export async function existing(sh: TargetShell, names: string[]): Promise<string
 }
 
 /** Databases whose name starts with `prefix`, sorted. */
-export async function databasesStartingWith(sh: TargetShell, prefix: string): Promise<string[]> {
-  const out = await psql(sh, MAINTENANCE_DB, `SELECT datname FROM pg_database WHERE starts_with(datname, ${literal(prefix)}) ORDER BY 1`);
+export async function databasesStartingWith(sh: TargetShell, prefix: string, session?: PsqlSession): Promise<string[]> {
+  const out = await onMaintenance(sh, `SELECT datname FROM pg_database WHERE starts_with(datname, ${literal(prefix)}) ORDER BY 1`, { session });
   return out.split('\n').filter(Boolean);
 }
 
 /** May the connecting role create (and so rename) databases? */
-export async function canCreateDatabases(sh: TargetShell): Promise<boolean> {
-  const out = await psql(sh, MAINTENANCE_DB, `SELECT rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user`);
+export async function canCreateDatabases(sh: TargetShell, session?: PsqlSession): Promise<boolean> {
+  const out = await onMaintenance(sh, `SELECT rolsuper OR rolcreatedb FROM pg_roles WHERE rolname = current_user`, { session });
   return out.trim() === 't';
 }
 
 /** An empty database from template0 (as pg_restore wants), with the encoding and locale of `like`. */
-export async function createDatabase(sh: TargetShell, name: string, o: { owner?: string; like?: DbProps | null; signal?: AbortSignal }): Promise<void> {
+export async function createDatabase(sh: TargetShell, name: string, o: { owner?: string; like?: DbProps | null; signal?: AbortSignal; session?: PsqlSession }): Promise<void> {
   const parts = [`CREATE DATABASE ${ident(name)} TEMPLATE template0`];
   if (o.owner) parts.push(`OWNER ${ident(o.owner)}`);
   if (o.like) parts.push(`ENCODING ${literal(o.like.encoding)} LC_COLLATE ${literal(o.like.collate)} LC_CTYPE ${literal(o.like.ctype)}`);
-  await psql(sh, MAINTENANCE_DB, parts.join(' '), o.signal);
+  await onMaintenance(sh, parts.join(' '), o);
 }
 
-/** Drop if it exists, ending its sessions. Idempotent. */
-export async function dropDatabase(sh: TargetShell, name: string): Promise<void> {
-  await psql(sh, MAINTENANCE_DB, `DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`);
+/** Drop if it exists, ending its sessions. Idempotent: through `session` when given, and a fresh psql if that fails. */
+export async function dropDatabase(sh: TargetShell, name: string, session?: PsqlSession): Promise<void> {
+  const sql = `DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`;
+  if (session) {
+    try {
+      await session.query(sql);
+      return;
+    } catch {
+      /* the session is gone: once more on a connection of its own */
+    }
+  }
+  await psql(sh, MAINTENANCE_DB, sql);
 }
 
 /**
@@ -158,12 +186,11 @@ export function propsStatements(name: string, props: DbProps): string[] {
 /**
  * Atomically (one transaction: all of it or nothing): give `incoming` the properties `props` (when
  * given), end the client sessions on `live` and `incoming`, rename `live` → `keepAs` and
- * `incoming` → `live`.
+ * `incoming` → `live`. Never under a signal: an interrupt waits for the transaction to end.
  */
-export async function swapDatabases(sh: TargetShell, live: string, incoming: string, keepAs: string, props?: DbProps): Promise<void> {
-  await psql(
+export async function swapDatabases(sh: TargetShell, live: string, incoming: string, keepAs: string, props?: DbProps, session?: PsqlSession): Promise<void> {
+  await onMaintenance(
     sh,
-    MAINTENANCE_DB,
     `BEGIN;
      ${props ? propsStatements(incoming, props).join('\n     ') : ''}
      SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
@@ -171,5 +198,6 @@ export async function swapDatabases(sh: TargetShell, live: string, incoming: str
      ALTER DATABASE ${ident(live)} RENAME TO ${ident(keepAs)};
      ALTER DATABASE ${ident(incoming)} RENAME TO ${ident(live)};
      COMMIT;`,
+    { session },
   );
 }

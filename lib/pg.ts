@@ -2,12 +2,14 @@
  * SQL through psql where the database lives. Identifiers are quoted here (`ident`), and every
  * name that reaches SQL was already checked by the config (lib/config/names.ts).
  */
-import { PgfleetError, type TargetRef } from './errors.js';
+import { InterruptedError, PgfleetError, type TargetRef } from './errors.js';
 import type { Spawned } from './runner.js';
 import type { TargetShell } from './container.js';
 
 export const ident = (s: string) => '"' + s.replace(/"/g, '""') + '"';
 export const literal = (s: string) => "'" + s.replace(/'/g, "''") + "'";
+/** One argument of a psql meta-command (\\connect), single-quoted. */
+const metaArg = (s: string) => "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "''") + "'";
 
 const PSQL_FLAGS = ['-X', '-q', '-A', '-t', '-w', '-v', 'ON_ERROR_STOP=1'];
 
@@ -44,16 +46,21 @@ export async function rowCounts(sh: TargetShell, database: string, signal?: Abor
   return parseRowCounts(r.stdout);
 }
 
+/** Session settings that end idle sessions (9.6+, 14+), off for this session where the server has them. */
+const NO_IDLE_TIMEOUTS = `SELECT count(set_config(name, '0', false)) FROM pg_settings WHERE name IN ('idle_in_transaction_session_timeout', 'idle_session_timeout')`;
+
 /**
  * A psql kept open over stdin, for work that must share one transaction (the exported snapshot a
- * dump runs in). Each query's output is read up to a marker line. If psql dies, every pending and
- * later query rejects with its CommandError.
+ * dump runs in) or that should not wait for a new `exec` and connection (the restore's steps).
+ * Queries run one after another, each one's output read up to a marker line. If psql dies, every
+ * pending and later query rejects with its CommandError.
  */
 export class PsqlSession {
   private buf = '';
   private seq = 0;
   private waiting?: { marker: string; resolve: (s: string) => void; reject: (e: unknown) => void };
   private failed?: unknown;
+  private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly proc: Spawned) {
     proc.stdout.setEncoding('utf8');
@@ -68,7 +75,10 @@ export class PsqlSession {
   }
 
   static open(sh: TargetShell, database: string, signal?: AbortSignal): PsqlSession {
-    return new PsqlSession(sh.spawn('psql', [...PSQL_FLAGS, ...sh.conn(database)], { interactive: true, what: 'psql', signal }));
+    const session = new PsqlSession(sh.spawn('psql', [...PSQL_FLAGS, ...sh.conn(database)], { interactive: true, what: 'psql', signal }));
+    // A session may wait as long as a dump or a restore runs: the server's idle timeouts must not end it.
+    session.query(NO_IDLE_TIMEOUTS).catch(() => undefined); // a failure here is the next query's
+    return session;
   }
 
   private fail(e: unknown) {
@@ -89,20 +99,46 @@ export class PsqlSession {
     w.resolve(out);
   }
 
-  query(sql: string): Promise<string> {
+  /**
+   * Run one SQL text (it may end in a psql meta-command such as \\gexec) and return its output.
+   * With `signal`, an interrupt ends the session (the server rolls back what was open) and the
+   * query rejects with InterruptedError; without it, the query runs to its end (a swap must not be
+   * left half-known).
+   */
+  query(sql: string, signal?: AbortSignal): Promise<string> {
+    const run = this.tail.then(() => this.send(sql, signal));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private send(sql: string, signal?: AbortSignal): Promise<string> {
     if (this.failed) return Promise.reject(this.failed);
-    if (this.waiting) return Promise.reject(new Error('PsqlSession: one query at a time'));
+    if (signal?.aborted) {
+      this.kill();
+      return Promise.reject(new InterruptedError(String(signal.reason ?? 'SIGINT')));
+    }
     const marker = `__pgfleet_end_${++this.seq}__\n`;
-    return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      this.fail(new InterruptedError(String(signal?.reason ?? 'SIGINT')));
+      this.kill();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    return new Promise<string>((resolve, reject) => {
       this.waiting = { marker, resolve, reject };
       const body = /\\\w+\s*$/.test(sql.trim()) ? sql.trim() : sql.trim().replace(/;?$/, ';');
       this.proc.stdin.write(`${body}\n\\echo ${marker.trim()}\n`);
       this.pump();
-    });
+    }).finally(() => signal?.removeEventListener('abort', onAbort));
+  }
+
+  /** Connect the session to another database of the same server, as the same role. */
+  connect(database: string, signal?: AbortSignal): Promise<string> {
+    return this.query(`\\connect ${metaArg(database)}`, signal);
   }
 
   /** Quit psql and wait for it; errors if it had failed. */
   async close(): Promise<void> {
+    await this.tail;
     if (this.failed) throw this.failed;
     this.proc.stdin.end('\\q\n');
     await this.proc.done;

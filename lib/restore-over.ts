@@ -17,10 +17,10 @@ import { takeBackup } from './backup.js';
 import type { Target } from './config/load.js';
 import type { TargetShell } from './container.js';
 import type { Context } from './context.js';
-import { beforeName, beforePrefix, canCreateDatabases, databasesStartingWith, dbProps, dropDatabase, existing, scratchName, swapDatabases } from './dbadmin.js';
+import { beforeName, beforePrefix, canCreateDatabases, databasesStartingWith, dbProps, dropDatabase, existing, scratchName, swapDatabases, withMaintenanceSession } from './dbadmin.js';
 import { EXIT, InterruptedError, PgfleetError, VerificationError } from './errors.js';
 import { targetLogger } from './log.js';
-import { rowCounts } from './pg.js';
+import { parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from './pg.js';
 import type { StoredBackup } from './repository.js';
 import { compareCounts, openDump, openWhile, restoreInto } from './restore.js';
 import { Undo, withLeftovers } from './undo.js';
@@ -49,6 +49,12 @@ export interface RestoreOverResult {
 }
 
 export async function restoreOver(ctx: Context, target: Target, backup: StoredBackup | { path: string }, opts: RestoreOverOptions = {}): Promise<RestoreOverResult> {
+  // Connected while the dump is staged, it serves the preflight's questions, the CREATE DATABASE, the
+  // swap and the check of the live copy without an `exec` of their own.
+  return withMaintenanceSession(ctx.shellFor(target), (admin) => restoreOverWith(ctx, target, backup, opts, admin));
+}
+
+async function restoreOverWith(ctx: Context, target: Target, backup: StoredBackup | { path: string }, opts: RestoreOverOptions, admin: PsqlSession): Promise<RestoreOverResult> {
   const signal = opts.signal ?? ctx.signal;
   const log = targetLogger(ctx.logger, target);
   const ref = { project: target.project, environment: target.environment };
@@ -70,9 +76,9 @@ export async function restoreOver(ctx: Context, target: Target, backup: StoredBa
   const preflight = (async () => {
     if (target.container) await ctx.containers.requireRunning(target.container, ref);
     return Promise.all([
-      dbProps(sh, live, signal),
-      canCreateDatabases(sh),
-      freeBeforeName(sh, live, now),
+      dbProps(sh, live, { signal, session: admin }),
+      canCreateDatabases(sh, admin),
+      freeBeforeName(sh, live, now, admin),
       Promise.all(target.appContainers.map(async (c) => [c, await ctx.containers.isRunning(c, ref)] as const)),
     ]);
   })();
@@ -113,15 +119,17 @@ export async function restoreOver(ctx: Context, target: Target, backup: StoredBa
 
     step(`restore into scratch database ${scratch}`);
     undo.push(`drop scratch database ${scratch}`, () => dropDatabase(sh, scratch));
-    const restored = await restoreInto(ctx, target, dump, scratch, { shell: sh, owner: props.owner, like: props, jobs: opts.jobs, signal });
+    const restored = await restoreInto(ctx, target, dump, scratch, { shell: sh, owner: props.owner, like: props, jobs: opts.jobs, signal, admin });
 
     step(`swap: ${live} → ${keepAs}, ${scratch} → ${live}`);
     undo.push(`swap back: ${keepAs} → ${live}`, () => swapBack(sh, live, keepAs, scratch));
-    await swapDatabases(sh, live, scratch, keepAs, props); // not under the signal: one short transaction, settings and privileges included
+    await swapDatabases(sh, live, scratch, keepAs, props, admin); // not under the signal: one short transaction, settings and privileges included
 
     if (target.backup.verify_on_restore && dump.meta) {
       step('check the live database (verify_on_restore)');
-      const problems = compareCounts(dump.meta.tables, await rowCounts(sh, live, signal));
+      // A new connection to the database now live, counted afresh.
+      await admin.connect(live, signal);
+      const problems = compareCounts(dump.meta.tables, parseRowCounts(await admin.query(ROW_COUNTS_SQL, signal)));
       if (problems.length) throw new VerificationError(`${where}: the live database after the swap differs from backup ${dump.meta.id}: ${problems.slice(0, 5).join('; ')}`, ref);
     }
 
@@ -156,8 +164,8 @@ async function swapBack(sh: TargetShell, live: string, keepAs: string, scratch: 
   await swapDatabases(sh, live, keepAs, scratch);
 }
 
-async function freeBeforeName(sh: TargetShell, live: string, at: Date): Promise<string> {
-  const taken = new Set(await databasesStartingWith(sh, beforePrefix(live)));
+async function freeBeforeName(sh: TargetShell, live: string, at: Date, session: PsqlSession): Promise<string> {
+  const taken = new Set(await databasesStartingWith(sh, beforePrefix(live), session));
   for (let n = 1; ; n++) if (!taken.has(beforeName(live, at, n))) return beforeName(live, at, n);
 }
 

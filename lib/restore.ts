@@ -23,7 +23,7 @@ import { beforePrefix, createDatabase, dropDatabase, type DbProps } from './dbad
 import { CommandError, EXIT, InterruptedError, PgfleetError, VerificationError, type TargetRef } from './errors.js';
 import { targetLogger, type Logger } from './log.js';
 import type { BackupMetadata } from './metadata.js';
-import { rowCounts } from './pg.js';
+import { parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from './pg.js';
 import { META_EXT, Repository, type StoredBackup } from './repository.js';
 import { Undo, withLeftovers } from './undo.js';
 
@@ -177,8 +177,12 @@ export interface OpenedDump extends CheckedDump {
 
 export interface StagedArchive {
   file: string;
-  /** The archive's head with its data positions filled in (lib/archive.ts), to write over the file's start; null: none to fill. */
-  tocPatch: Buffer | null;
+  /**
+   * The archive's head with its data positions filled in (lib/archive.ts), to write over the file's
+   * start; null: none to fill. Still being read when the dump is returned checked: await it only
+   * where pg_restore needs it. Never rejects.
+   */
+  tocPatch: Promise<Buffer | null>;
 }
 
 /** Staging runs in a fresh private directory; `exec` keeps the program's exit status (127: not there). */
@@ -206,18 +210,29 @@ export async function openDump(ctx: Context, sh: TargetShell, src: StoredBackup 
   const file = `${dir}/archive.dump`;
   const cleanup = new Undo(log);
   cleanup.push(`remove staged dump ${dir}`, async () => void (await sh.run('rm', ['-rf', '--', dir], { what: 'rm (staged dump)' })));
-  const close = () => cleanup.run('cleaning up');
+  // The positions are read alongside and needed only when pg_restore starts: the dump is returned
+  // as soon as it is staged and checked, and closing it stops a reading still under way.
+  const reading = new AbortController();
+  const stopReading = () => reading.abort(o.signal?.reason ?? 'closed');
+  o.signal?.addEventListener('abort', stopReading, { once: true });
+  const tocPatch = archiveIndex(ctx, sh, d, reading.signal, log).then((patch) => {
+    log.debug({ ms: Math.round(performance.now() - t0), data_positions: patch ? 'filled in' : 'as written' }, 'reading the archive done');
+    return patch;
+  });
+  const close = async () => {
+    stopReading();
+    await tocPatch;
+    o.signal?.removeEventListener('abort', stopReading);
+    return cleanup.run('cleaning up');
+  };
   try {
-    const lap = <T>(what: string, p: Promise<T>) => p.finally(() => log.debug({ ms: Math.round(performance.now() - t0) }, `${what} done`));
-    const [staged, indexed] = await Promise.allSettled([lap('staging', stage(ctx, sh, d, dir, o.signal, log)), lap('reading the archive', archiveIndex(ctx, sh, d, o.signal, log))]);
-    if (staged.status === 'rejected') {
+    const staged = await stage(ctx, sh, d, dir, o.signal, log).catch(async (e) => {
       // A damaged file usually stops the decompression before it is all read: say what is wrong with it.
-      if (d.meta && !(staged.reason instanceof InterruptedError)) await hashWhole(d, { signal: o.signal, target: sh.ref });
-      throw staged.reason;
-    }
-    const checked = sealed(d, staged.value.sha256, staged.value.bytes, { target: sh.ref });
-    const tocPatch = indexed.status === 'fulfilled' ? indexed.value : null;
-    log.info({ ms: Math.round(performance.now() - t0), data_positions: tocPatch ? 'filled in' : 'as written' }, 'dump checked and staged');
+      if (d.meta && !(e instanceof InterruptedError)) await hashWhole(d, { signal: o.signal, target: sh.ref });
+      throw e;
+    });
+    const checked = sealed(d, staged.sha256, staged.bytes, { target: sh.ref });
+    log.info({ ms: Math.round(performance.now() - t0) }, 'dump checked and staged');
     return { ...checked, staged: { file, tocPatch }, close };
   } catch (e) {
     throw withLeftovers(e, await close(), sh.ref);
@@ -311,6 +326,8 @@ export interface RestoreIntoOptions {
   jobs?: number;
   /** Leave ownership and privileges out (a verification server without the tenant's roles). */
   noOwner?: boolean;
+  /** A session on the maintenance database opened ahead (withMaintenanceSession), for the CREATE DATABASE; the caller ends it. */
+  admin?: PsqlSession;
   signal?: AbortSignal;
 }
 
@@ -338,30 +355,37 @@ export async function restoreInto(ctx: Context, target: Target, source: OpenedDu
   const t0 = performance.now();
   const ms = () => Math.round(performance.now() - t0);
   const undo = new Undo(log);
+  let counter: PsqlSession | undefined;
   try {
     const keep = undo.push(`drop database ${database}`, () => dropDatabase(sh, database));
     try {
-      await createDatabase(sh, database, { owner: opts.owner ?? target.user, like: opts.like, signal });
+      await createDatabase(sh, database, { owner: opts.owner ?? target.user, like: opts.like, signal, session: opts.admin });
     } catch (e) {
       if (!(e instanceof CommandError && /already exists/.test(e.message))) throw e;
       keep(); // not ours to drop
       throw new PgfleetError(`${where}: database "${database}" already exists (${sh.where}); choose a new name`, EXIT.FAILED, sh.ref);
     }
     log.debug({ database, ms: ms() }, 'database created');
+    // The session that counts the rows connects while pg_restore runs, so the count starts the moment it ends.
+    counter = PsqlSession.open(sh, database, signal);
     const args = ['--exit-on-error', '-w', ...(opts.noOwner ? ['--no-owner', '--no-privileges'] : []), ...sh.conn(database)];
     const staged = source.staged;
-    if (staged?.tocPatch) await sh.run('sh', ['-c', PATCH_THEN_RESTORE, 'pgfleet-restore', staged.file, '-j', String(jobs), ...args, staged.file], { input: staged.tocPatch, signal, what: 'pg_restore' });
+    const tocPatch = await staged?.tocPatch;
+    if (staged) log.debug({ ms: ms(), data_positions: tocPatch ? 'filled in' : 'as written' }, 'pg_restore starts from the staged copy');
+    if (staged && tocPatch) await sh.run('sh', ['-c', PATCH_THEN_RESTORE, 'pgfleet-restore', staged.file, '-j', String(jobs), ...args, staged.file], { input: tocPatch, signal, what: 'pg_restore' });
     else if (staged) await sh.run('pg_restore', ['-j', String(jobs), ...args, staged.file], { signal, what: 'pg_restore' });
     else {
       const d = decompressed(ctx, sh, source, signal);
       await both(sh.run('pg_restore', args, { input: d.stream, signal, what: 'pg_restore' }), d.done);
     }
     log.debug({ database, ms: ms() }, 'pg_restore done');
-    const [counted, closed] = await Promise.allSettled([rowCounts(sh, database, signal), source.close()]);
+    const [counted, closed] = await Promise.allSettled([counter.query(ROW_COUNTS_SQL, signal).then(parseRowCounts), source.close()]);
     if (counted.status === 'rejected') throw counted.reason;
     if (closed.status === 'fulfilled' && closed.value.length) log.warn({ left: closed.value }, 'the staged copy of the dump could not be removed');
     const counts = counted.value;
     log.debug({ database, ms: ms() }, 'rows counted');
+    void counter.close().catch(() => undefined); // told to quit; its exit is not waited for
+    counter = undefined;
     if (source.meta) {
       const problems = compareCounts(source.meta.tables, counts);
       if (problems.length)
@@ -375,6 +399,7 @@ export async function restoreInto(ctx: Context, target: Target, source: OpenedDu
     keep();
     return { database, container: sh.container ?? null, counts, tables: Object.keys(counts).length, rows, durationMs: ms() };
   } catch (e) {
+    counter?.kill();
     const left = [...(await source.close()), ...(await undo.run())];
     throw withLeftovers(e, left, sh.ref);
   }

@@ -15,7 +15,7 @@ import { findTarget, type Target } from '../config/load.js';
 import { PG_IDENT } from '../config/names.js';
 import { confirmOrExit, type ConfirmOptions } from '../confirm.js';
 import type { Context } from '../context.js';
-import { dbProps } from '../dbadmin.js';
+import { dbProps, withMaintenanceSession } from '../dbadmin.js';
 import { PgfleetError, UsageError, EXIT } from '../errors.js';
 import { withLock } from '../lock.js';
 import { BACKUP_ID } from '../metadata.js';
@@ -105,8 +105,10 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
 
   if (o.into) {
     const sh = ctx.shellFor(t);
-    const [checked, like] = await openWhile(openDump(ctx, sh, src, { jobs: o.jobs, signal: ctx.signal }), dbProps(sh, t.database, ctx.signal), ref);
-    const r = await restoreInto(ctx, t, checked, o.into, { shell: sh, like, jobs: o.jobs });
+    const { r, checked } = await withMaintenanceSession(sh, async (admin) => {
+      const [opened, like] = await openWhile(openDump(ctx, sh, src, { jobs: o.jobs, signal: ctx.signal }), dbProps(sh, t.database, { signal: ctx.signal, session: admin }), ref);
+      return { r: await restoreInto(ctx, t, opened, o.into!, { shell: sh, like, jobs: o.jobs, admin }), checked: opened };
+    });
     ctx.out(`restored into ${o.into}: ${r.tables} tables, ${r.rows} rows${checked.meta ? ', row counts match the backup' : ''} (${(r.durationMs / 1000).toFixed(1)} s)`);
     ctx.out(`drop it when done: ${dropHint(ctx, t, o.into)}`);
     return { dryRun: false, database: o.into };

@@ -15,7 +15,7 @@
  */
 import { selectTargets, type Target } from '../config/load.js';
 import type { Context } from '../context.js';
-import { canCreateDatabases, dbProps, dropDatabase, scratchName } from '../dbadmin.js';
+import { canCreateDatabases, dbProps, dropDatabase, scratchName, withMaintenanceSession } from '../dbadmin.js';
 import { CommandError, EXIT, InterruptedError, PgfleetError, UsageError, VerificationError, type ExitCode } from '../errors.js';
 import { targetLogger } from '../log.js';
 import { writeMetrics } from '../metrics.js';
@@ -64,34 +64,38 @@ async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs?: number
   const scratch = scratchName(t.database, ctx.clock());
   const base = { project: t.project, environment: t.environment, id: b.meta.id };
   const t0 = performance.now();
-  let verification: VerificationResult;
-  try {
-    const [checked, [like, mayCreate]] = await openWhile(
-      openDump(ctx, sh, b, { jobs, signal: ctx.signal }),
-      Promise.all([foreign ? null : dbProps(sh, t.database, ctx.signal).catch(() => null), canCreateDatabases(sh)]),
-      sh.ref,
-    );
-    if (!mayCreate) {
-      await checked.close();
-      throw new PgfleetError(
-        `${t.project}/${t.environment}: role ${t.user ?? '(default)'} may not create databases; a verification restore needs CREATEDB (ALTER ROLE ${t.user ?? '…'} CREATEDB) or platform.verify.container`,
-        EXIT.FAILED,
+  // One maintenance session, connected while the dump is staged, answers the preflight and creates and drops the scratch database.
+  const done = await withMaintenanceSession(sh, async (admin): Promise<{ verification: VerificationResult } | { outcome: VerifyOutcome }> => {
+    try {
+      const [checked, [like, mayCreate]] = await openWhile(
+        openDump(ctx, sh, b, { jobs, signal: ctx.signal }),
+        Promise.all([foreign ? null : dbProps(sh, t.database, { signal: ctx.signal, session: admin }).catch(() => null), canCreateDatabases(sh, admin)]),
         sh.ref,
       );
+      if (!mayCreate) {
+        await checked.close();
+        throw new PgfleetError(
+          `${t.project}/${t.environment}: role ${t.user ?? '(default)'} may not create databases; a verification restore needs CREATEDB (ALTER ROLE ${t.user ?? '…'} CREATEDB) or platform.verify.container`,
+          EXIT.FAILED,
+          sh.ref,
+        );
+      }
+      const r = await restoreInto(ctx, t, checked, scratch, { shell: sh, like, owner: foreign ? 'postgres' : t.user, noOwner: foreign, jobs, signal: ctx.signal, admin });
+      return { verification: { status: 'passed', verified_at: ctx.clock().toISOString(), duration_ms: Math.round(performance.now() - t0), tables: r.tables, rows: r.rows, ...(sh.container ? { container: sh.container } : {}) } };
+    } catch (e) {
+      if (e instanceof InterruptedError || ctx.signal?.aborted) throw e instanceof InterruptedError ? e : new InterruptedError(String(ctx.signal?.reason ?? 'SIGINT'));
+      const error = ((e as Error)?.message ?? String(e)).slice(0, 2000);
+      if (!backupsFault(e)) {
+        log.error({ id: b.meta.id, err: error }, 'verification could not run; nothing recorded');
+        return { outcome: { ...base, status: 'error', error } };
+      }
+      return { verification: { status: 'failed', verified_at: ctx.clock().toISOString(), duration_ms: Math.round(performance.now() - t0), tables: 0, rows: 0, ...(sh.container ? { container: sh.container } : {}), error } };
+    } finally {
+      await dropDatabase(sh, scratch, admin).catch((e) => log.error({ database: scratch, err: (e as Error).message }, 'could not drop the scratch database; drop it by hand'));
     }
-    const r = await restoreInto(ctx, t, checked, scratch, { shell: sh, like, owner: foreign ? 'postgres' : t.user, noOwner: foreign, jobs, signal: ctx.signal });
-    verification = { status: 'passed', verified_at: ctx.clock().toISOString(), duration_ms: Math.round(performance.now() - t0), tables: r.tables, rows: r.rows, ...(sh.container ? { container: sh.container } : {}) };
-  } catch (e) {
-    if (e instanceof InterruptedError || ctx.signal?.aborted) throw e instanceof InterruptedError ? e : new InterruptedError(String(ctx.signal?.reason ?? 'SIGINT'));
-    const error = ((e as Error)?.message ?? String(e)).slice(0, 2000);
-    if (!backupsFault(e)) {
-      log.error({ id: b.meta.id, err: error }, 'verification could not run; nothing recorded');
-      return { ...base, status: 'error', error };
-    }
-    verification = { status: 'failed', verified_at: ctx.clock().toISOString(), duration_ms: Math.round(performance.now() - t0), tables: 0, rows: 0, ...(sh.container ? { container: sh.container } : {}), error };
-  } finally {
-    await dropDatabase(sh, scratch).catch((e) => log.error({ database: scratch, err: (e as Error).message }, 'could not drop the scratch database; drop it by hand'));
-  }
+  });
+  if ('outcome' in done) return done.outcome;
+  const { verification } = done;
   // Record on a freshly read copy: another run may have changed the metadata (or pruned the backup) meanwhile.
   const fresh = await ctx.repo.load(b.metaPath);
   if (fresh.backup) {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ArchiveIndexer, parseToc } from '../../lib/archive.js';
 import { runBackup } from '../../lib/commands/backup.js';
 import { runRestore } from '../../lib/commands/restore.js';
+import { runVerifyBackups } from '../../lib/commands/verify-backups.js';
 import { EXIT, PgfleetError } from '../../lib/errors.js';
 import { leftoverDatabases } from '../../lib/restore.js';
 import { runStatus } from '../../lib/commands/status.js';
@@ -268,6 +269,31 @@ describe('restore over a live database (real PostgreSQL 15 in containers)', () =
     expect(logs.some((l) => l.includes('"data_positions":"filled in"'))).toBe(true);
     expect(await dataDigest(fleet.sandbox, c, 'acme_positions2')).toEqual(digest);
     expect(await stagedLeft(c)).toEqual([]);
+  });
+
+  it("sessions held open across a dump or a restore outlive the server's idle timeouts", async () => {
+    // pgfleet keeps psql sessions waiting while pg_dump or pg_restore run: the backup's snapshot
+    // session (idle in its transaction), the restore's session on `postgres` (create, swap, check)
+    // and the one that counts the scratch database's rows. A tenant's idle timeouts must not end them.
+    const c = fleet.container('bulk');
+    await fleet.sql('bulk', 'postgres', `ALTER DATABASE postgres SET idle_session_timeout = '250ms'; ALTER DATABASE bulk_production SET idle_in_transaction_session_timeout = '250ms'`);
+    try {
+      const { ctx, logs } = fleet.context();
+      const b = await runBackup(ctx, { project: 'bulk', environment: 'production', type: 'manual' });
+      const digest = await dataDigest(fleet.sandbox, c, 'bulk_production');
+      const r = await runRestore(ctx, { project: 'bulk', environment: 'production', source: b.meta.id, yes: true, safetyBackup: false, jobs: 2 });
+      expect(await dataDigest(fleet.sandbox, c, 'bulk_production')).toEqual(digest);
+      expect(logs.some((l) => l.includes('"data_positions":"filled in"'))).toBe(true);
+      // The sessions did wait longer than the timeouts: pg_restore alone took longer.
+      const took = (msg: string) => logs.map((l) => JSON.parse(l)).find((l) => l.msg === msg)?.ms as number;
+      expect(took('pg_restore done') - took('database created')).toBeGreaterThan(500);
+      await fleet.sql('bulk', 'postgres', `DROP DATABASE "${r.previousDatabase}"`);
+      const v = await runVerifyBackups(fleet.context().ctx, { project: 'bulk', backup: b.meta.id });
+      expect(v.exitCode).toBe(EXIT.OK);
+      expect(await scratchLeft('bulk')).toEqual([]);
+    } finally {
+      await fleet.sql('bulk', 'postgres', `ALTER DATABASE postgres RESET idle_session_timeout; ALTER DATABASE bulk_production RESET idle_in_transaction_session_timeout`);
+    }
   });
 
   it('CLI: no --yes without a TTY is exit 2; restore and backup of one target meet the lock (exit 3)', async () => {
