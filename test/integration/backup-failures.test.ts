@@ -90,9 +90,11 @@ describe('backup failures leave nothing behind (real PostgreSQL in a container)'
   it('pg_dump backend terminated mid-stream: exit 1, names the target and pg_dump stderr, leaves nothing', async () => {
     const before = await stateOf(fleet);
     const run = startCli(fleet, ['backup', ...TARGET]);
-    const pid = await whileStreaming(fleet, run, 'acme', DB);
-    expect(tempDump(dbDir)).not.toBeNull(); // the stream to the temp file is open
-    expect((await fleet.sql('acme', 'postgres', `SELECT pg_terminate_backend(${pid})`)).trim()).toBe('t');
+    // While the run's zstd is paused, so the dump cannot finish first.
+    await whileStreaming(fleet, run, 'acme', DB, async (pid) => {
+      expect(tempDump(dbDir)).not.toBeNull(); // the stream to the temp file is open
+      expect((await fleet.sql('acme', 'postgres', `SELECT pg_terminate_backend(${pid})`)).trim()).toBe('t');
+    });
     const r = await run.done;
     expect(r.code, r.stderr).toBe(1);
     const logs = jsonLines(r.stderr);
