@@ -40,12 +40,6 @@ export function parseRowCounts(out: string): Record<string, number> {
   return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, Number(v)]));
 }
 
-export async function rowCounts(sh: TargetShell, database: string, signal?: AbortSignal): Promise<Record<string, number>> {
-  // Over stdin, not -c: ROW_COUNTS_SQL ends in \gexec, a psql meta-command that -c does not run.
-  const r = await sh.run('psql', [...PSQL_FLAGS, ...sh.conn(database)], { input: ROW_COUNTS_SQL, what: 'psql (row counts)', signal });
-  return parseRowCounts(r.stdout);
-}
-
 /** Session settings that end idle sessions (9.6+, 14+), off for this session where the server has them. */
 const NO_IDLE_TIMEOUTS = `SELECT count(set_config(name, '0', false)) FROM pg_settings WHERE name IN ('idle_in_transaction_session_timeout', 'idle_session_timeout')`;
 

@@ -2,6 +2,7 @@
  * The restore engine, shared by `restore`, `verify-backups` and `rollback`.
  *
  *   checkDumpFile   the dump against its metadata (size, sha256, format) before anything else
+ *   openDump        the same check in the one read that stages the dump where pg_restore runs
  *   restoreInto     a NEW database, pg_restore (parallel from a staged copy), every table checked
  *   restoreOver     the safe restore over a live database (ARCHITECTURE.md "A safe restore")
  *   leftoverDatabases  the `<db>__before_<stamp>` databases kept by earlier restores
@@ -273,18 +274,21 @@ async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, si
 async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, signal: AbortSignal | undefined, log: Logger): Promise<Buffer | null> {
   const ix = new ArchiveIndexer();
   const buf = Buffer.allocUnsafe(1 << 20);
-  const dir = d.compressed ? await fs.mkdtemp(path.join(os.tmpdir(), 'pgfleet-index-')) : null;
+  let dir: string | null = null;
   try {
-    if (dir) {
+    if (d.compressed) {
+      dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgfleet-index-'));
       const fifo = path.join(dir, 'archive');
       await ctx.runner.run(['mkfifo', '-m', '600', '--', fifo], { what: 'mkfifo', target: sh.ref, signal });
       // Read-write first: on Linux that never waits for a reader; the read side then opens at once.
       const w = await fs.open(fifo, fs.constants.O_RDWR);
       // (`onread` is a documented constructor option that this @types/node does not list yet.)
       const onread: net.OnReadOpts = { buffer: buf, callback: (n, b) => (ix.write(Buffer.from(b.buffer, b.byteOffset, n)), true) };
-      const reader = new net.Socket({ fd: openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), readable: true, writable: false, onread } as net.SocketConstructorOpts);
+      let reader: net.Socket | undefined;
       try {
-        const ended = new Promise<void>((resolve, reject) => reader.once('close', () => resolve()).once('error', reject));
+        reader = new net.Socket({ fd: openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), readable: true, writable: false, onread } as net.SocketConstructorOpts);
+        const r = reader;
+        const ended = new Promise<void>((resolve, reject) => r.once('close', () => resolve()).once('error', reject));
         // --no-check: the file's sha256 is checked on the staging side, and a wrong position could not pass unnoticed.
         const z = ctx.runner.spawn(['zstd', '-dc', '-q', '--no-check', '--', d.path], { stdoutTo: w.fd, signal, what: 'zstd -d (reading the archive)', target: sh.ref });
         await w.close(); // zstd holds its own copy: the FIFO ends when zstd does
@@ -292,7 +296,7 @@ async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, signal: 
         if (done.status === 'rejected') throw done.reason;
         if (read.status === 'rejected') throw read.reason;
       } finally {
-        reader.destroy();
+        reader?.destroy();
         await w.close().catch(() => undefined);
       }
     } else {

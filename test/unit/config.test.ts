@@ -1,6 +1,6 @@
 // projects.yml: parse, validate, report every problem at once with file, line and key path.
-import { describe, expect, it } from 'vitest';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -37,8 +37,13 @@ const SEED = `filter-ical:
 
 const ROOT_FILE = path.join(PACKAGE_ROOT, 'projects.yml');
 
+const made: string[] = [];
+afterAll(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 function tmpDir(): string {
-  return mkdtempSync(path.join(os.tmpdir(), 'pgfleet-unit-config-'));
+  const d = mkdtempSync(path.join(os.tmpdir(), 'pgfleet-unit-config-'));
+  made.push(d);
+  return d;
 }
 
 function writeConfig(text: string): { dir: string; file: string } {
