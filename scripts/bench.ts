@@ -10,9 +10,9 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync, rmSync } fro
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { Runner } from '../lib/runner.js';
-import { Sandbox } from '../lib/sandbox/tenants.js';
-import { PACKAGE_ROOT } from '../lib/schemas.js';
+import { Runner } from '../lib/process/runner.js';
+import { Sandbox } from './sandbox/tenants.js';
+import { PACKAGE_ROOT } from '../lib/core/package.js';
 import { SECTIONS } from './bench/index.js';
 import type { BenchEnv, BigTenant } from './bench/types.js';
 

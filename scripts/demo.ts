@@ -9,10 +9,10 @@
 import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { Runner } from '../lib/runner.js';
-import { sampleSql } from '../lib/sandbox/sample.js';
-import { Sandbox } from '../lib/sandbox/tenants.js';
-import { PACKAGE_ROOT } from '../lib/schemas.js';
+import { Runner } from '../lib/process/runner.js';
+import { sampleSql } from './sandbox/sample.js';
+import { Sandbox } from './sandbox/tenants.js';
+import { PACKAGE_ROOT } from '../lib/core/package.js';
 import { VERBS } from './commands/index.js';
 
 const DIR = path.join(PACKAGE_ROOT, '.demo');
@@ -93,7 +93,7 @@ async function main() {
   await pgfleet(runner, ['verify-backups']);
   await pgfleet(runner, ['status']);
 
-  const conf = path.relative(process.cwd(), path.join(PACKAGE_ROOT, 'lib', 'sandbox', 'containers.conf'));
+  const conf = path.relative(process.cwd(), path.join(PACKAGE_ROOT, 'scripts', 'sandbox', 'containers.conf'));
   say(`
 Try more against the demo platform:
   export PGFLEET_CONFIG=${path.relative(process.cwd(), path.join(DIR, 'projects.yml'))} CONTAINERS_CONF=${conf}

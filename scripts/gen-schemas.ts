@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Writes schemas/*.schema.json from the zod schemas (lib/schemas.ts). `npm run schemas`.
 import { writeFileSync } from 'node:fs';
-import { SCHEMAS, generateSchema, schemaFile } from '../lib/schemas.js';
+import { schemaFile } from '../lib/core/schema-files.js';
+import { SCHEMAS, generateSchema } from '../lib/formats/registry.js';
 
 for (const name of Object.keys(SCHEMAS)) {
   writeFileSync(schemaFile(name), JSON.stringify(generateSchema(name), null, 2) + '\n');

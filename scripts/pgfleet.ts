@@ -5,10 +5,10 @@
  */
 import { parseArgs } from 'node:util';
 import { configPath } from '../lib/config/load.js';
-import { contextFor, defaultDeps } from '../lib/context.js';
-import { ConfigError, EXIT, exitCodeOf, formatIssue, PgfleetError, UsageError } from '../lib/errors.js';
-import { createLogger } from '../lib/log.js';
-import { VERSION } from '../lib/schemas.js';
+import { contextFor, defaultDeps } from '../lib/runtime/context.js';
+import { ConfigError, EXIT, exitCodeOf, formatIssue, PgfleetError, UsageError } from '../lib/core/errors.js';
+import { createLogger } from '../lib/core/log.js';
+import { VERSION } from '../lib/core/package.js';
 import { VERBS } from './commands/index.js';
 
 function help(): string {

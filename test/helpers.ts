@@ -1,5 +1,5 @@
 /**
- * The integration-test harness: a fleet of real tenant containers (lib/sandbox), its projects.yml
+ * The integration-test harness: a fleet of real tenant containers (scripts/sandbox), its projects.yml
  * and env files in a temp dir, a Context for calling runVerb directly, the built CLI for exit
  * codes and signals, and the fidelity checks (schema dump, per-table digests, large objects,
  * sequences) used to prove a restore is faithful.
@@ -11,11 +11,11 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { stringify } from 'yaml';
-import { contextFor, defaultDeps, type Context } from '../lib/context.js';
-import { LOG_REDACT_PATHS } from '../lib/redact.js';
-import { Runner } from '../lib/runner.js';
-import { Sandbox, useSandboxContainersConf, type TenantSpec } from '../lib/sandbox/tenants.js';
-import { PACKAGE_ROOT } from '../lib/schemas.js';
+import { contextFor, defaultDeps, type Context } from '../lib/runtime/context.js';
+import { LOG_REDACT_PATHS } from '../lib/core/redact.js';
+import { Runner } from '../lib/process/runner.js';
+import { Sandbox, useSandboxContainersConf, type TenantSpec } from '../scripts/sandbox/tenants.js';
+import { PACKAGE_ROOT } from '../lib/core/package.js';
 
 useSandboxContainersConf();
 export const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'pgfleet.js');

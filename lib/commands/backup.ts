@@ -1,11 +1,11 @@
 /** `pgfleet backup <project> <env> [--type T]`: one backup under the target's lock; prints its path. */
-import { takeBackup, type BackupOptions } from '../backup.js';
+import { takeBackup, type BackupOptions } from '../backup/take.js';
 import { findTarget } from '../config/load.js';
-import type { Context } from '../context.js';
-import { withLock } from '../lock.js';
+import type { Context } from '../runtime/context.js';
+import { withLock } from '../storage/lock.js';
 import { retainAfterBackup } from './prune.js';
-import { writeMetrics } from '../metrics.js';
-import type { StoredBackup } from '../repository.js';
+import { writeMetrics } from '../fleet/metrics.js';
+import type { StoredBackup } from '../storage/repository.js';
 
 export interface BackupCommandOptions extends BackupOptions {
   project: string;

@@ -1,7 +1,7 @@
 /** `pgfleet config check`: validate projects.yml and the env files; list projects × environments. */
 import { checkEnvFile, loadConfig } from '../config/load.js';
-import type { Deps } from '../context.js';
-import { ConfigError, type ConfigIssue } from '../errors.js';
+import type { Deps } from '../runtime/context.js';
+import { ConfigError, type ConfigIssue } from '../core/errors.js';
 
 export async function runConfigCheck(deps: Deps, o: { config: string }): Promise<void> {
   const config = loadConfig(o.config, deps.env); // throws ConfigError with every problem in the file

@@ -6,10 +6,10 @@
  * unusable manifest among the target's (each named, with its problem, on stderr).
  */
 import { findTarget } from '../config/load.js';
-import type { Context } from '../context.js';
-import { manifestPath, readManifest, scanManifests, type DeploymentManifest, type StoredManifest } from '../deployments.js';
-import { EXIT, PgfleetError, UsageError } from '../errors.js';
-import { targetLogger } from '../log.js';
+import type { Context } from '../runtime/context.js';
+import { manifestPath, readManifest, scanManifests, type DeploymentManifest, type StoredManifest } from '../storage/manifests.js';
+import { EXIT, PgfleetError, UsageError } from '../core/errors.js';
+import { targetLogger } from '../core/log.js';
 import { checkRelease } from './predeploy.js';
 
 export interface DeploymentStatusOptions {

@@ -1,8 +1,8 @@
 /** `pgfleet list [<project> [<env>]] [--json]`: complete backups only, newest first. */
 import { selectTargets } from '../config/load.js';
-import type { Context } from '../context.js';
-import type { StoredBackup } from '../repository.js';
-import { newestFirst } from '../retention.js';
+import type { Context } from '../runtime/context.js';
+import type { StoredBackup } from '../storage/repository.js';
+import { newestFirst } from '../formats/metadata.js';
 
 export interface ListedBackup {
   id: string;

@@ -10,15 +10,15 @@
  * so the deploy hook can abort the deploy. An existing manifest is never overwritten without
  * --force: its backup is the state before the first attempt at that release, the one to go back to.
  */
-import { takeBackup } from '../backup.js';
+import { takeBackup } from '../backup/take.js';
 import { findTarget, type Target } from '../config/load.js';
-import type { Context } from '../context.js';
-import { isReleaseId, manifestPath, previousRelease, readManifest, saveManifest, scanManifests, type DeploymentManifest } from '../deployments.js';
-import { UsageError } from '../errors.js';
+import type { Context } from '../runtime/context.js';
+import { isReleaseId, manifestPath, previousRelease, readManifest, saveManifest, scanManifests, type DeploymentManifest } from '../storage/manifests.js';
+import { UsageError } from '../core/errors.js';
 import { retainAfterBackup } from './prune.js';
-import { withLock } from '../lock.js';
-import { targetLogger } from '../log.js';
-import { VERSION } from '../schemas.js';
+import { withLock } from '../storage/lock.js';
+import { targetLogger } from '../core/log.js';
+import { VERSION } from '../core/package.js';
 
 export interface PredeployOptions {
   project: string;

@@ -10,14 +10,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { selectTargets, type Target } from '../config/load.js';
-import type { Context } from '../context.js';
-import { pinnedByDeployments } from '../deployments.js';
-import { EXIT, LockBusyError, type ExitCode } from '../errors.js';
-import { TEMP_PREFIX } from '../fsutil.js';
-import { acquireLock } from '../lock.js';
-import { targetLogger } from '../log.js';
-import { writeMetrics } from '../metrics.js';
-import { planRetention, type RetentionInput, type RetentionPlan } from '../retention.js';
+import type { Context } from '../runtime/context.js';
+import { pinnedByDeployments } from '../storage/manifests.js';
+import { EXIT, LockBusyError, type ExitCode } from '../core/errors.js';
+import { TEMP_PREFIX } from '../core/fsutil.js';
+import { acquireLock } from '../storage/lock.js';
+import { targetLogger } from '../core/log.js';
+import { writeMetrics } from '../fleet/metrics.js';
+import { planRetention, type RetentionInput, type RetentionPlan } from '../fleet/retention.js';
 
 const TEMP_MAX_AGE_MS = 86_400_000;
 

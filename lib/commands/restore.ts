@@ -13,14 +13,14 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { findTarget, type Target } from '../config/load.js';
 import { PG_IDENT } from '../config/names.js';
-import { confirmOrExit, type ConfirmOptions } from '../confirm.js';
-import type { Context } from '../context.js';
-import { dbProps, withMaintenanceSession } from '../dbadmin.js';
-import { PgfleetError, UsageError, EXIT } from '../errors.js';
-import { withLock } from '../lock.js';
-import { BACKUP_ID } from '../metadata.js';
-import type { StoredBackup } from '../repository.js';
-import { checkDumpFile, openDump, openWhile, restoreInto, restoreOver } from '../restore.js';
+import { confirmOrExit, type ConfirmOptions } from '../runtime/confirm.js';
+import type { Context } from '../runtime/context.js';
+import { dbProps, withMaintenanceSession } from '../postgres/dbadmin.js';
+import { PgfleetError, UsageError, EXIT } from '../core/errors.js';
+import { withLock } from '../storage/lock.js';
+import { BACKUP_ID } from '../formats/metadata.js';
+import type { StoredBackup } from '../storage/repository.js';
+import { checkDumpFile, openDump, openWhile, restoreInto, restoreOver } from '../restore/engine.js';
 import { humanSize } from './list.js';
 
 export interface RestoreCommandOptions {

@@ -16,15 +16,15 @@
  * surprise. A failing hook is exit 1 with its output tail; the database stays restored.
  */
 import { findTarget } from '../config/load.js';
-import { confirmOrExit, type ConfirmOptions } from '../confirm.js';
-import type { Context } from '../context.js';
-import { ManifestError, manifestPath, readManifest, saveManifest, scanManifests, type DeploymentManifest, type StoredManifest } from '../deployments.js';
-import { EXIT, PgfleetError, UsageError } from '../errors.js';
-import { hookFailed, hookHow, runHook } from '../hooks.js';
-import { withLock } from '../lock.js';
-import { targetLogger } from '../log.js';
-import type { HookResult } from '../manifest.js';
-import { restoreOver } from '../restore.js';
+import { confirmOrExit, type ConfirmOptions } from '../runtime/confirm.js';
+import type { Context } from '../runtime/context.js';
+import { ManifestError, manifestPath, readManifest, saveManifest, scanManifests, type DeploymentManifest, type StoredManifest } from '../storage/manifests.js';
+import { EXIT, PgfleetError, UsageError } from '../core/errors.js';
+import { hookFailed, hookHow, runHook } from '../runtime/hooks.js';
+import { withLock } from '../storage/lock.js';
+import { targetLogger } from '../core/log.js';
+import type { HookResult } from '../formats/manifest.js';
+import { restoreOver } from '../restore/engine.js';
 import { checkRelease } from './predeploy.js';
 
 export interface RollbackOptions {

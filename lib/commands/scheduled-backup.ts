@@ -11,15 +11,15 @@
  * directory, and sends nothing: it lists the targets and what retention would delete once
  * tonight's backup exists.
  */
-import { takeBackup } from '../backup.js';
+import { takeBackup } from '../backup/take.js';
 import { selectTargets, type Target } from '../config/load.js';
-import type { Context } from '../context.js';
-import { EXIT, LockBusyError, type ExitCode } from '../errors.js';
-import { acquireLock } from '../lock.js';
-import { targetLogger } from '../log.js';
-import { writeMetrics } from '../metrics.js';
-import { notify } from '../notify.js';
-import { backupStem } from '../repository.js';
+import type { Context } from '../runtime/context.js';
+import { EXIT, LockBusyError, type ExitCode } from '../core/errors.js';
+import { acquireLock } from '../storage/lock.js';
+import { targetLogger } from '../core/log.js';
+import { writeMetrics } from '../fleet/metrics.js';
+import { notify } from '../fleet/notify.js';
+import { backupStem } from '../storage/repository.js';
 import { humanSize } from './list.js';
 import { pruneTarget } from './prune.js';
 

@@ -8,10 +8,10 @@
  * they never fail status, and a target whose database cannot be reached shows them as unknown.
  * Read-only: takes no lock, writes nothing. "Now" is ctx.clock() (PGFLEET_NOW).
  */
-import type { Context } from '../context.js';
-import { EXIT, type ExitCode } from '../errors.js';
-import { targetFacts } from '../metrics.js';
-import { leftoverDatabases } from '../restore.js';
+import type { Context } from '../runtime/context.js';
+import { EXIT, type ExitCode } from '../core/errors.js';
+import { targetFacts } from '../fleet/metrics.js';
+import { leftoverDatabases } from '../restore/engine.js';
 import { humanSize } from './list.js';
 
 export interface TargetStatus {

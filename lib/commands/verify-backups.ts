@@ -14,15 +14,15 @@
  * replace of a freshly read copy, so backups and prunes are not blocked by an hour-long check.
  */
 import { selectTargets, type Target } from '../config/load.js';
-import type { Context } from '../context.js';
-import { canCreateDatabases, dbProps, dropDatabase, scratchName, withMaintenanceSession } from '../dbadmin.js';
-import { CommandError, EXIT, InterruptedError, PgfleetError, UsageError, VerificationError, type ExitCode } from '../errors.js';
-import { targetLogger } from '../log.js';
-import { writeMetrics } from '../metrics.js';
-import { notify } from '../notify.js';
-import type { VerificationResult } from '../metadata.js';
-import type { StoredBackup } from '../repository.js';
-import { openDump, openWhile, restoreInto, verificationShell } from '../restore.js';
+import type { Context } from '../runtime/context.js';
+import { canCreateDatabases, dbProps, dropDatabase, scratchName, withMaintenanceSession } from '../postgres/dbadmin.js';
+import { CommandError, EXIT, InterruptedError, PgfleetError, UsageError, VerificationError, type ExitCode } from '../core/errors.js';
+import { targetLogger } from '../core/log.js';
+import { writeMetrics } from '../fleet/metrics.js';
+import { notify } from '../fleet/notify.js';
+import type { VerificationResult } from '../formats/metadata.js';
+import type { StoredBackup } from '../storage/repository.js';
+import { openDump, openWhile, restoreInto, verificationShell } from '../restore/engine.js';
 
 export interface VerifyOptions {
   project?: string;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { LineCounter, parseDocument, isMap, isScalar, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError, UsageError, type ConfigIssue } from '../errors.js';
+import { ConfigError, UsageError, type ConfigIssue } from '../core/errors.js';
 import { isSegment } from './names.js';
 import { DURATION, ProjectsFile, type DatabaseConfig, type PlatformConfig } from './schema.js';
 

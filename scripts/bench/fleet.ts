@@ -11,10 +11,10 @@
 import { linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { contextFor, defaultDeps } from '../../lib/context.js';
-import { takeBackup } from '../../lib/backup.js';
-import { silentLogger } from '../../lib/log.js';
-import { backupStem, DUMP_EXT } from '../../lib/repository.js';
+import { contextFor, defaultDeps } from '../../lib/runtime/context.js';
+import { takeBackup } from '../../lib/backup/take.js';
+import { silentLogger } from '../../lib/core/log.js';
+import { backupStem, DUMP_EXT } from '../../lib/storage/repository.js';
 import type { BenchEnv, BenchSection } from './types.js';
 
 const TENANTS = 20;

@@ -2,8 +2,8 @@
  * The benchmark's shape: each section measures pgfleet side by side with the stock tools in one
  * run and records its figures; scripts/bench.ts prints them as a table and writes them as JSON.
  */
-import type { Runner } from '../../lib/runner.js';
-import type { Sandbox } from '../../lib/sandbox/tenants.js';
+import type { Runner } from '../../lib/process/runner.js';
+import type { Sandbox } from '../sandbox/tenants.js';
 
 export interface BigTenant {
   container: string;

@@ -3,8 +3,8 @@ import { runBackup } from '../../lib/commands/backup.js';
 import { runConfigCheck } from '../../lib/commands/config-check.js';
 import { runList } from '../../lib/commands/list.js';
 import { parseDuration } from '../../lib/config/load.js';
-import { UsageError } from '../../lib/errors.js';
-import { BACKUP_TYPES, type BackupType } from '../../lib/metadata.js';
+import { UsageError } from '../../lib/core/errors.js';
+import { BACKUP_TYPES, type BackupType } from '../../lib/formats/metadata.js';
 import type { Verb } from './types.js';
 
 export const configCheck: Verb = {

@@ -2,7 +2,7 @@
 import { runPrune } from '../../lib/commands/prune.js';
 import { runScheduledBackup } from '../../lib/commands/scheduled-backup.js';
 import { runStatus } from '../../lib/commands/status.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../../lib/core/errors.js';
 import type { Verb } from './types.js';
 
 export const scheduledBackup: Verb = {

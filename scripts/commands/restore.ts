@@ -1,7 +1,7 @@
 // The restore verbs: restore, verify-backups.
 import { runRestore } from '../../lib/commands/restore.js';
 import { runVerifyBackups } from '../../lib/commands/verify-backups.js';
-import { UsageError } from '../../lib/errors.js';
+import { UsageError } from '../../lib/core/errors.js';
 import type { Verb, Values } from './types.js';
 
 function jobsOf(v: Values): number | undefined {

@@ -1,4 +1,4 @@
-import type { Context, Deps } from '../../lib/context.js';
+import type { Context, Deps } from '../../lib/runtime/context.js';
 
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 export type Values = Record<string, string | boolean | string[] | undefined>;

@@ -6,8 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TEMP_PREFIX } from '../../lib/fsutil.js';
-import { Repository } from '../../lib/repository.js';
+import { TEMP_PREFIX } from '../../lib/core/fsutil.js';
+import { Repository } from '../../lib/storage/repository.js';
 import { TestFleet } from '../helpers.js';
 import { fillBigTable, jsonLines, runCli, startCli, tempDump, waitFor, whileStreaming } from './support.js';
 

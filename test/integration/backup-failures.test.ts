@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runBackup } from '../../lib/commands/backup.js';
-import { Repository } from '../../lib/repository.js';
+import { Repository } from '../../lib/storage/repository.js';
 import { TestFleet } from '../helpers.js';
 import {
   allCommandLines,

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { runDeploymentStatus } from '../../lib/commands/deployment-status.js';
 import { runPredeploy } from '../../lib/commands/predeploy.js';
 import { runRollback } from '../../lib/commands/rollback.js';
-import { manifestPath, readManifest, type DeploymentManifest } from '../../lib/deployments.js';
-import { EXIT } from '../../lib/errors.js';
-import { sampleSql } from '../../lib/sandbox/sample.js';
+import { manifestPath, readManifest, type DeploymentManifest } from '../../lib/storage/manifests.js';
+import { EXIT } from '../../lib/core/errors.js';
+import { sampleSql } from '../../scripts/sandbox/sample.js';
 import { dataDigest, schemaDump, TestFleet } from '../helpers.js';
 
 /** Breaks schema and data the way a bad migration would, run as the app's owner role. */

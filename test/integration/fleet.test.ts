@@ -3,9 +3,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { takeBackup } from '../../lib/backup.js';
-import { acquireLock } from '../../lib/lock.js';
-import { backupStem, DUMP_EXT } from '../../lib/repository.js';
+import { takeBackup } from '../../lib/backup/take.js';
+import { acquireLock } from '../../lib/storage/lock.js';
+import { backupStem, DUMP_EXT } from '../../lib/storage/repository.js';
 import { TestFleet } from '../helpers.js';
 
 /** Every file under a directory with its size, mode and mtime: equal snapshots, nothing changed. */

@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, createReadStream, existsSync, mkdtempSync, openSync, readFileSync, readSync, writeSync, closeSync, truncateSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { ArchiveIndexer, parseToc } from '../../lib/archive.js';
+import { ArchiveIndexer, parseToc } from '../../lib/postgres/archive.js';
 import { runBackup } from '../../lib/commands/backup.js';
 import { runRestore } from '../../lib/commands/restore.js';
 import { runVerifyBackups } from '../../lib/commands/verify-backups.js';
-import { EXIT, PgfleetError } from '../../lib/errors.js';
-import { leftoverDatabases } from '../../lib/restore.js';
+import { EXIT, PgfleetError } from '../../lib/core/errors.js';
+import { leftoverDatabases } from '../../lib/restore/engine.js';
 import { runStatus } from '../../lib/commands/status.js';
 import { findTarget } from '../../lib/config/load.js';
-import { sampleSql } from '../../lib/sandbox/sample.js';
+import { sampleSql } from '../../scripts/sandbox/sample.js';
 import { dataDigest, schemaDump, TestFleet } from '../helpers.js';
 
 const PASSWORD = 'Pw-restore-7c1x-secret';

@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { runBackup } from '../../lib/commands/backup.js';
 import { runList } from '../../lib/commands/list.js';
-import { sampleSql } from '../../lib/sandbox/sample.js';
+import { sampleSql } from '../../scripts/sandbox/sample.js';
 import { dataDigest, schemaDump, stockRestore, TestFleet } from '../helpers.js';
 
 describe('backup round trip (real PostgreSQL 15 in a container)', () => {

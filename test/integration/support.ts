@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { TEMP_PREFIX } from '../../lib/fsutil.js';
+import { TEMP_PREFIX } from '../../lib/core/fsutil.js';
 import { CLI, type TestFleet } from '../helpers.js';
 
 /**

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { runBackup } from '../../lib/commands/backup.js';
 import { runList } from '../../lib/commands/list.js';
 import { runVerifyBackups } from '../../lib/commands/verify-backups.js';
-import { EXIT } from '../../lib/errors.js';
-import { sampleSql } from '../../lib/sandbox/sample.js';
+import { EXIT } from '../../lib/core/errors.js';
+import { sampleSql } from '../../scripts/sandbox/sample.js';
 import { TestFleet } from '../helpers.js';
 
 describe('verify-backups (real PostgreSQL 15 in containers)', () => {

@@ -4,7 +4,7 @@
  * Real pg_dump output is covered by the restore tests (test/integration/restore.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { ArchiveIndexer, parseToc } from '../../lib/archive.js';
+import { ArchiveIndexer, parseToc } from '../../lib/postgres/archive.js';
 
 const INT = 4;
 const OFF = 8;

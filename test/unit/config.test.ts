@@ -13,9 +13,9 @@ import {
   parseDuration,
   selectTargets,
 } from '../../lib/config/load.js';
-import { libpqEnvFromUrl } from '../../lib/container.js';
-import { ConfigError, EXIT, UsageError } from '../../lib/errors.js';
-import { PACKAGE_ROOT } from '../../lib/schemas.js';
+import { libpqEnvFromUrl } from '../../lib/process/container.js';
+import { ConfigError, EXIT, UsageError } from '../../lib/core/errors.js';
+import { PACKAGE_ROOT } from '../../lib/core/package.js';
 
 /** The seed's example, verbatim (the platform's existing projects.yml block). */
 const SEED = `filter-ical:

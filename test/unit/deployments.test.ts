@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, statSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { confirmOrExit } from '../../lib/confirm.js';
+import { confirmOrExit } from '../../lib/runtime/confirm.js';
 import {
   compareManifests,
   isReleaseId,
@@ -13,10 +13,10 @@ import {
   saveManifest,
   scanManifests,
   type DeploymentManifest,
-} from '../../lib/deployments.js';
-import { EXIT } from '../../lib/errors.js';
-import { silentLogger } from '../../lib/log.js';
-import { Repository } from '../../lib/repository.js';
+} from '../../lib/storage/manifests.js';
+import { EXIT } from '../../lib/core/errors.js';
+import { silentLogger } from '../../lib/core/log.js';
+import { Repository } from '../../lib/storage/repository.js';
 
 let dir: string;
 let repo: Repository;

@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LockBusyError } from '../../lib/errors.js';
-import { acquireLock } from '../../lib/lock.js';
+import { LockBusyError } from '../../lib/core/errors.js';
+import { acquireLock } from '../../lib/storage/lock.js';
 
 const T = { project: 'p', environment: 'e' };
 const dirs: string[] = [];

@@ -3,10 +3,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { clockFromEnv } from '../../lib/clock.js';
-import { UsageError } from '../../lib/errors.js';
-import { Repository, backupStem } from '../../lib/repository.js';
-import { TEMP_PREFIX } from '../../lib/fsutil.js';
+import { clockFromEnv } from '../../lib/core/clock.js';
+import { UsageError } from '../../lib/core/errors.js';
+import { Repository, backupStem } from '../../lib/storage/repository.js';
+import { TEMP_PREFIX } from '../../lib/core/fsutil.js';
 
 let dir: string;
 beforeEach(() => {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { LoadedConfig } from '../../lib/config/load.js';
-import { notify, type NotifyContext } from '../../lib/notify.js';
+import { notify, type NotifyContext } from '../../lib/fleet/notify.js';
 
 /** A webhook receiver on 127.0.0.1 that answers with the next status of `plan` (then 200). */
 let server: http.Server;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { beforeName, beforePrefix, MAX_IDENT_BYTES, scratchName, settingClause, splitGucList, truncateBytes } from '../../lib/dbadmin.js';
-import { compareCounts } from '../../lib/restore.js';
+import { beforeName, beforePrefix, MAX_IDENT_BYTES, scratchName, settingClause, splitGucList, truncateBytes } from '../../lib/postgres/dbadmin.js';
+import { compareCounts } from '../../lib/restore/engine.js';
 import { PG_IDENT } from '../../lib/config/names.js';
 
 const at = new Date('2025-01-06T02:03:04.567Z');

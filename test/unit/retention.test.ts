@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isoWeekKey, planRetention, type RetentionInput, type RetentionPolicy } from '../../lib/retention.js';
-import { backupStem } from '../../lib/repository.js';
+import { isoWeekKey, planRetention, type RetentionInput, type RetentionPolicy } from '../../lib/fleet/retention.js';
+import { backupStem } from '../../lib/storage/repository.js';
 
 const POLICY: RetentionPolicy = { retention_days: 0, keep_daily: 0, keep_weekly: 0, keep_monthly: 0, pre_migration_days: 90 };
 const at = (iso: string) => new Date(iso);

@@ -4,8 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { PACKAGE_ROOT, SCHEMAS, generateSchema, schemaFile, schemaProblems } from '../../lib/schemas.js';
-import { BackupMetadata } from '../../lib/metadata.js';
+import { PACKAGE_ROOT } from '../../lib/core/package.js';
+import { schemaFile, schemaProblems } from '../../lib/core/schema-files.js';
+import { SCHEMAS, generateSchema } from '../../lib/formats/registry.js';
+import { BackupMetadata } from '../../lib/formats/metadata.js';
 
 describe('generated JSON Schemas', () => {
   it.each(Object.keys(SCHEMAS))('schemas/%s.schema.json is what zod generates (run `npm run schemas` when this fails)', (name) => {

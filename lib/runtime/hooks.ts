@@ -7,11 +7,11 @@
  * throws InterruptedError when pgfleet itself is interrupted.
  */
 import path from 'node:path';
-import { loadCredentials, type Target } from './config/load.js';
+import { loadCredentials, type Target } from '../config/load.js';
 import type { Context } from './context.js';
-import { CommandError, InterruptedError } from './errors.js';
-import type { HookResult } from './manifest.js';
-import { redact } from './redact.js';
+import { CommandError, InterruptedError } from '../core/errors.js';
+import type { HookResult } from '../formats/manifest.js';
+import { redact } from '../core/redact.js';
 
 const TAIL_BYTES = 2048;
 

@@ -3,8 +3,8 @@
  * tests), or directly with DATABASE_URL for a project without `container`. Passwords go to the
  * child's environment; on the exec line they appear only as `-e PGPASSWORD` with no value.
  */
-import type { Credentials, Target } from './config/load.js';
-import { PgfleetError, type TargetRef } from './errors.js';
+import type { Credentials, Target } from '../config/load.js';
+import { PgfleetError, type TargetRef } from '../core/errors.js';
 import type { RunOptions, RunResult, Runner, Spawned } from './runner.js';
 
 /** The container CLI: inspect, start, stop. */

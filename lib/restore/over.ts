@@ -13,17 +13,17 @@
  * back first. Each rollback step is registered before its risky step and checks state before
  * acting. The replaced database is kept until dropped on purpose.
  */
-import { takeBackup } from './backup.js';
-import type { Target } from './config/load.js';
-import type { TargetShell } from './container.js';
-import type { Context } from './context.js';
-import { beforeName, beforePrefix, canCreateDatabases, databasesStartingWith, dbProps, dropDatabase, existing, scratchName, swapDatabases, withMaintenanceSession } from './dbadmin.js';
-import { EXIT, InterruptedError, PgfleetError, VerificationError } from './errors.js';
-import { targetLogger } from './log.js';
-import { parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from './pg.js';
-import type { StoredBackup } from './repository.js';
-import { compareCounts, openDump, openWhile, restoreInto } from './restore.js';
-import { Undo, withLeftovers } from './undo.js';
+import { takeBackup } from '../backup/take.js';
+import type { Target } from '../config/load.js';
+import type { TargetShell } from '../process/container.js';
+import type { Context } from '../runtime/context.js';
+import { beforeName, beforePrefix, canCreateDatabases, databasesStartingWith, dbProps, dropDatabase, existing, scratchName, swapDatabases, withMaintenanceSession } from '../postgres/dbadmin.js';
+import { EXIT, InterruptedError, PgfleetError, VerificationError } from '../core/errors.js';
+import { targetLogger } from '../core/log.js';
+import { parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from '../postgres/psql.js';
+import type { StoredBackup } from '../storage/repository.js';
+import { compareCounts, openDump, openWhile, restoreInto } from './engine.js';
+import { Undo, withLeftovers } from '../core/undo.js';
 
 export interface RestoreOverOptions {
   /** Take a `safety` backup of the live database first (default true). */

@@ -17,11 +17,11 @@
  *   pgfleet_verification_last_timestamp_seconds      when the latest verification restore ran
  *   pgfleet_verification_last_success                1 if it passed, 0 if it failed or none ran
  */
-import type { Target } from './config/load.js';
-import type { Context } from './context.js';
-import { writeFileAtomic } from './fsutil.js';
-import type { VerificationResult } from './metadata.js';
-import type { StoredBackup } from './repository.js';
+import type { Target } from '../config/load.js';
+import type { Context } from '../runtime/context.js';
+import { writeFileAtomic } from '../core/fsutil.js';
+import type { VerificationResult } from '../formats/metadata.js';
+import type { StoredBackup } from '../storage/repository.js';
 
 /** What status and metrics know of a target, from its complete backups (newest first). */
 export interface TargetFacts {

@@ -52,3 +52,8 @@ export const BackupMetadata = z.strictObject({
 
 export type BackupMetadata = z.infer<typeof BackupMetadata>;
 export type VerificationResult = z.infer<typeof Verification>;
+
+/** The one order of backups, newest first: by creation time, then by id (db_…_2 after db_…). */
+export function newestFirst(a: Pick<BackupMetadata, 'id' | 'created_at'>, b: Pick<BackupMetadata, 'id' | 'created_at'>): number {
+  return Date.parse(b.created_at) - Date.parse(a.created_at) || b.id.localeCompare(a.id, 'en', { numeric: true });
+}

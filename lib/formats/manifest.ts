@@ -7,7 +7,7 @@
  * Kept apart from lib/deployments.ts so lib/schemas.ts can register it without an import cycle.
  */
 import { z } from 'zod';
-import { RELEASE } from './config/names.js';
+import { RELEASE } from '../config/names.js';
 import { BACKUP_ID } from './metadata.js';
 
 const iso = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/, { message: 'expected a UTC ISO-8601 time' });

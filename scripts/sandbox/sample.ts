@@ -4,7 +4,7 @@
  * an enum, jsonb, arrays, a view, foreign keys. Run as the tenant's owner role (`SET ROLE`), so the
  * owner can dump everything in it.
  */
-import { ident } from '../pg.js';
+import { ident } from '../../lib/postgres/psql.js';
 
 export function sampleSql(owner: string, scale = 1): string {
   const n = Math.max(1, Math.round(200 * scale));

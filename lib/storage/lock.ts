@@ -8,8 +8,8 @@ import { promises as fs, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { LockBusyError, type TargetRef } from './errors.js';
-import { ensureDir, FILE_MODE } from './fsutil.js';
+import { LockBusyError, type TargetRef } from '../core/errors.js';
+import { ensureDir, FILE_MODE } from '../core/fsutil.js';
 
 interface Holder {
   pid: number;

@@ -16,17 +16,17 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { ArchiveIndexer } from './archive.js';
-import type { Target } from './config/load.js';
-import { TargetShell } from './container.js';
-import type { Context } from './context.js';
-import { beforePrefix, createDatabase, dropDatabase, type DbProps } from './dbadmin.js';
-import { CommandError, EXIT, InterruptedError, PgfleetError, VerificationError, type TargetRef } from './errors.js';
-import { targetLogger, type Logger } from './log.js';
-import type { BackupMetadata } from './metadata.js';
-import { parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from './pg.js';
-import { META_EXT, Repository, type StoredBackup } from './repository.js';
-import { Undo, withLeftovers } from './undo.js';
+import { ArchiveIndexer } from '../postgres/archive.js';
+import type { Target } from '../config/load.js';
+import { TargetShell } from '../process/container.js';
+import type { Context } from '../runtime/context.js';
+import { beforePrefix, createDatabase, dropDatabase, type DbProps } from '../postgres/dbadmin.js';
+import { CommandError, EXIT, InterruptedError, PgfleetError, VerificationError, type TargetRef } from '../core/errors.js';
+import { targetLogger, type Logger } from '../core/log.js';
+import type { BackupMetadata } from '../formats/metadata.js';
+import { parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from '../postgres/psql.js';
+import { META_EXT, Repository, type StoredBackup } from '../storage/repository.js';
+import { Undo, withLeftovers } from '../core/undo.js';
 
 export interface CheckedDump {
   path: string;
@@ -435,5 +435,5 @@ export async function openWhile<T>(opening: Promise<OpenedDump>, other: Promise<
   throw withLeftovers(e, left, ref);
 }
 
-export { restoreOver, leftoverDatabases, type RestoreOverOptions, type RestoreOverResult } from './restore-over.js';
+export { restoreOver, leftoverDatabases, type RestoreOverOptions, type RestoreOverResult } from './over.js';
 export { beforePrefix };

@@ -9,8 +9,8 @@
  * notification that cannot be delivered is logged and the caller's outcome stands.
  */
 import os from 'node:os';
-import type { Context } from './context.js';
-import { redact } from './redact.js';
+import type { Context } from '../runtime/context.js';
+import { redact } from '../core/redact.js';
 
 export interface NotifyEvent {
   command: 'scheduled-backup' | 'verify-backups';

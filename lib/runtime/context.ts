@@ -3,12 +3,12 @@
  * runner, the repository, and how to reach a target. Built once per CLI call (or per test).
  */
 import type { Logger } from 'pino';
-import { clockFromEnv, type Clock } from './clock.js';
-import { loadConfig, loadCredentials, type LoadedConfig, type Target } from './config/load.js';
-import { ContainerCli, TargetShell } from './container.js';
-import { createLogger } from './log.js';
-import { Repository } from './repository.js';
-import { Runner } from './runner.js';
+import { clockFromEnv, type Clock } from '../core/clock.js';
+import { loadConfig, loadCredentials, type LoadedConfig, type Target } from '../config/load.js';
+import { ContainerCli, TargetShell } from '../process/container.js';
+import { createLogger } from '../core/log.js';
+import { Repository } from '../storage/repository.js';
+import { Runner } from '../process/runner.js';
 
 export interface Deps {
   runner: Runner;

@@ -13,11 +13,10 @@
  */
 import { promises as fs, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { PgfleetError } from './errors.js';
-import { ensureDir, writeFileAtomic, TEMP_PREFIX } from './fsutil.js';
-import type { BackupMetadata } from './metadata.js';
-import { newestFirst } from './retention.js';
-import { schemaProblems } from './schemas.js';
+import { PgfleetError } from '../core/errors.js';
+import { ensureDir, writeFileAtomic, TEMP_PREFIX } from '../core/fsutil.js';
+import { newestFirst, type BackupMetadata } from '../formats/metadata.js';
+import { schemaProblems } from '../core/schema-files.js';
 
 export const DUMP_EXT = '.dump.zst';
 export const META_EXT = '.json';

@@ -8,7 +8,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import type { Deps } from './context.js';
-import { EXIT, InterruptedError, PgfleetError, UsageError } from './errors.js';
+import { EXIT, InterruptedError, PgfleetError, UsageError } from '../core/errors.js';
 
 export interface ConfirmOptions {
   yes?: boolean;

@@ -15,8 +15,10 @@
  * Every type (scheduled, manual, pre-deploy, pre-migration, safety) takes part in the tiers the same
  * way: a safety or manual backup is a real snapshot of its day and can stand for it.
  */
-import type { BackupPolicy } from './config/load.js';
-import type { BackupMetadata } from './metadata.js';
+import type { BackupPolicy } from '../config/load.js';
+import { newestFirst, type BackupMetadata } from '../formats/metadata.js';
+
+export { newestFirst };
 
 export type RetentionPolicy = Pick<BackupPolicy, 'retention_days' | 'keep_daily' | 'keep_weekly' | 'keep_monthly' | 'pre_migration_days'>;
 export type RetentionInput = Pick<BackupMetadata, 'id' | 'created_at' | 'type' | 'verification'>;
@@ -43,10 +45,6 @@ export function isoWeekKey(t: number): string {
   return `${year}-W${String(week).padStart(2, '0')}`;
 }
 
-/** Newest first: by creation time, then by id (db_…_2 after db_…). */
-export function newestFirst(a: Pick<RetentionInput, 'id' | 'created_at'>, b: Pick<RetentionInput, 'id' | 'created_at'>): number {
-  return Date.parse(b.created_at) - Date.parse(a.created_at) || b.id.localeCompare(a.id, 'en', { numeric: true });
-}
 
 export function planRetention(backups: readonly RetentionInput[], policy: RetentionPolicy, now: Date, pinned: ReadonlyMap<string, string> = new Map()): RetentionPlan {
   const sorted = [...backups].sort(newestFirst);

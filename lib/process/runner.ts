@@ -12,8 +12,8 @@
  */
 import { $, ProcessOutput, type ProcessPromise } from 'zx';
 import type { Readable, Writable } from 'node:stream';
-import { CommandError, InterruptedError, type TargetRef } from './errors.js';
-import { redact } from './redact.js';
+import { CommandError, InterruptedError, type TargetRef } from '../core/errors.js';
+import { redact } from '../core/redact.js';
 
 const STDERR_TAIL_BYTES = 4096;
 

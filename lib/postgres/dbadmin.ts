@@ -5,9 +5,9 @@
  * values with literal(), never spliced raw.
  */
 import { randomBytes } from 'node:crypto';
-import type { TargetShell } from './container.js';
-import { PgfleetError } from './errors.js';
-import { ident, literal, psql, PsqlSession } from './pg.js';
+import type { TargetShell } from '../process/container.js';
+import { PgfleetError } from '../core/errors.js';
+import { ident, literal, psql, PsqlSession } from './psql.js';
 
 export const MAINTENANCE_DB = 'postgres';
 /** PostgreSQL truncates identifiers longer than this (NAMEDATALEN - 1). */

@@ -9,15 +9,15 @@
 import { existsSync, readdirSync, mkdtempSync, mkdirSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PACKAGE_ROOT } from '../schemas.js';
-import type { Runner } from '../runner.js';
-import { ident, literal } from '../pg.js';
+import { PACKAGE_ROOT } from '../../lib/core/package.js';
+import type { Runner } from '../../lib/process/runner.js';
+import { ident, literal } from '../../lib/postgres/psql.js';
 
 export const CONTAINER_CLI = 'podman';
 
 /** podman here needs runc and no default ulimits: the project's own containers.conf says so. */
 export function useSandboxContainersConf(env: NodeJS.ProcessEnv = process.env): void {
-  env.CONTAINERS_CONF ??= path.join(PACKAGE_ROOT, 'lib', 'sandbox', 'containers.conf');
+  env.CONTAINERS_CONF ??= path.join(PACKAGE_ROOT, 'scripts', 'sandbox', 'containers.conf');
 }
 
 export function pgBinDir(): string {

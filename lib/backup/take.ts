@@ -19,18 +19,18 @@ import { promises as fs, constants, createWriteStream, close as closeCb, fsync a
 import { promisify } from 'node:util';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Target } from './config/load.js';
-import type { Context } from './context.js';
-import type { TargetShell } from './container.js';
-import { CommandError, InterruptedError, PgfleetError } from './errors.js';
-import { FILE_MODE, publish, removeStaleTemps, tempPathFor } from './fsutil.js';
-import { targetLogger } from './log.js';
-import type { BackupMetadata, BackupType } from './metadata.js';
-import { majorOf, parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from './pg.js';
-import { VERSION } from './schemas.js';
-import { redact } from './redact.js';
-import type { StoredBackup } from './repository.js';
-import type { Spawned } from './runner.js';
+import type { Target } from '../config/load.js';
+import type { Context } from '../runtime/context.js';
+import type { TargetShell } from '../process/container.js';
+import { CommandError, InterruptedError, PgfleetError } from '../core/errors.js';
+import { FILE_MODE, publish, removeStaleTemps, tempPathFor } from '../core/fsutil.js';
+import { targetLogger } from '../core/log.js';
+import type { BackupMetadata, BackupType } from '../formats/metadata.js';
+import { majorOf, parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from '../postgres/psql.js';
+import { VERSION } from '../core/package.js';
+import { redact } from '../core/redact.js';
+import type { StoredBackup } from '../storage/repository.js';
+import type { Spawned } from '../process/runner.js';
 
 export interface BackupOptions {
   type: BackupType;

@@ -2,9 +2,9 @@
  * SQL through psql where the database lives. Identifiers are quoted here (`ident`), and every
  * name that reaches SQL was already checked by the config (lib/config/names.ts).
  */
-import { InterruptedError, PgfleetError, type TargetRef } from './errors.js';
-import type { Spawned } from './runner.js';
-import type { TargetShell } from './container.js';
+import { InterruptedError, PgfleetError, type TargetRef } from '../core/errors.js';
+import type { Spawned } from '../process/runner.js';
+import type { TargetShell } from '../process/container.js';
 
 export const ident = (s: string) => '"' + s.replace(/"/g, '""') + '"';
 export const literal = (s: string) => "'" + s.replace(/'/g, "''") + "'";

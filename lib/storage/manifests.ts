@@ -12,14 +12,14 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { RELEASE } from './config/names.js';
-import { EXIT, PgfleetError, type TargetRef } from './errors.js';
-import { ensureDir, TEMP_PREFIX, writeFileAtomic } from './fsutil.js';
-import type { DeploymentManifest } from './manifest.js';
+import { RELEASE } from '../config/names.js';
+import { EXIT, PgfleetError, type TargetRef } from '../core/errors.js';
+import { ensureDir, TEMP_PREFIX, writeFileAtomic } from '../core/fsutil.js';
+import type { DeploymentManifest } from '../formats/manifest.js';
 import type { Repository } from './repository.js';
-import { schemaProblems } from './schemas.js';
+import { schemaProblems } from '../core/schema-files.js';
 
-export type { DeploymentManifest } from './manifest.js';
+export type { DeploymentManifest } from '../formats/manifest.js';
 
 export interface StoredManifest {
   manifest: DeploymentManifest;
