@@ -1,8 +1,8 @@
+// lib/storage/manifests.ts: deployment manifests on disk, their order, their checks as untrusted input, and what they pin.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, statSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { confirmOrExit } from '../../lib/runtime/confirm.js';
 import {
   compareManifests,
   isReleaseId,
@@ -15,7 +15,6 @@ import {
   type DeploymentManifest,
 } from '../../lib/storage/manifests.js';
 import { EXIT } from '../../lib/core/errors.js';
-import { silentLogger } from '../../lib/core/log.js';
 import { Repository } from '../../lib/storage/repository.js';
 
 let dir: string;
@@ -169,16 +168,5 @@ describe('pinning for retention', () => {
     expect(pinned.get(ms[2].backup)).toMatch(/release r3 \(latest/);
     expect(pinned.get(ms[1].backup)).toMatch(/release r2 \(previous/);
     expect(readFileSync(manifestPath(repo, 'acme', 'production', 'r1'), 'utf8')).toContain('"r1"');
-  });
-});
-
-describe('confirmOrExit', () => {
-  const deps = { logger: silentLogger() };
-  it('dry run stops, --yes goes, no TTY refuses with exit 2, a TTY asks', async () => {
-    expect(await confirmOrExit(deps, 'Q?', { dryRun: true, yes: true })).toBe(false);
-    expect(await confirmOrExit(deps, 'Q?', { yes: true, tty: false })).toBe(true);
-    await expect(confirmOrExit(deps, 'Q?', { tty: false })).rejects.toMatchObject({ exitCode: EXIT.USAGE });
-    expect(await confirmOrExit(deps, 'Q?', { tty: true, ask: async () => 'yes\n' })).toBe(true);
-    await expect(confirmOrExit(deps, 'Q?', { tty: true, ask: async () => 'n' })).rejects.toMatchObject({ exitCode: EXIT.FAILED });
   });
 });

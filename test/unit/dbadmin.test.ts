@@ -1,6 +1,6 @@
+// lib/postgres/dbadmin.ts: the names of scratch and kept databases, and the settings carried over a swap.
 import { describe, expect, it } from 'vitest';
 import { beforeName, beforePrefix, MAX_IDENT_BYTES, scratchName, settingClause, splitGucList, truncateBytes } from '../../lib/postgres/dbadmin.js';
-import { compareCounts } from '../../lib/restore/engine.js';
 import { PG_IDENT } from '../../lib/config/names.js';
 
 const at = new Date('2025-01-06T02:03:04.567Z');
@@ -38,18 +38,5 @@ describe('database settings carried over a swap', () => {
   });
   it('rejects what is not name=value', () => {
     expect(() => settingClause('nonsense')).toThrow(/unexpected database setting/);
-  });
-});
-
-describe('compareCounts', () => {
-  it('is empty when every table is there with its recorded rows', () => {
-    expect(compareCounts({ 'public.a': 3, 'public.b': 0 }, { 'public.b': 0, 'public.a': 3 })).toEqual([]);
-  });
-  it('names missing, extra and differing tables', () => {
-    expect(compareCounts({ 'public.a': 3, 'public.gone': 1 }, { 'public.a': 2, 'public.new': 5 })).toEqual([
-      'table public.a has 2 rows, 3 recorded',
-      'table public.gone is missing',
-      'table public.new was not recorded in the backup',
-    ]);
   });
 });
