@@ -1,0 +1,68 @@
+// lib/core/redact.ts: secrets never reach a log line or an error message.
+import { describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { LOG_REDACT_PATHS, redact } from '../../lib/core/redact.js';
+
+describe('redact', () => {
+  it('replaces every occurrence of every known secret', () => {
+    expect(redact('pw S3cret! then S3cret! again, and tok-42', ['S3cret!', 'tok-42'])).toBe('pw *** then *** again, and ***');
+  });
+
+  it('takes secrets literally, whatever characters they hold', () => {
+    expect(redact('a.*b (x|y) $1x \\dd', ['a.*b', '(x|y)', '$1x', '\\dd'])).toBe('*** *** *** ***');
+    expect(redact('pass: p"q\'r`s', ['p"q\'r`s'])).toBe('pass: ***');
+  });
+
+  it('ignores empty and very short secrets (they would blank out ordinary text), but not 3 characters', () => {
+    expect(redact('a b ab', ['', 'a', 'ab'])).toBe('a b ab');
+    expect(redact('abc abcd', ['abc'])).toBe('*** ***d');
+  });
+
+  it('removes the password of any postgres:// or postgresql:// URL, known or not, and keeps the rest', () => {
+    expect(redact('to postgresql://app:unknown-pw@db.example:5432/app?sslmode=require')).toBe('to postgresql://app:***@db.example:5432/app?sslmode=require');
+    expect(redact('POSTGRES://u:p%40ss@/db?host=/run/postgresql and postgres://v:w@h/d')).toBe('POSTGRES://u:***@/db?host=/run/postgresql and postgres://v:***@h/d');
+    // No password, nothing to hide.
+    expect(redact('postgresql://app@db/app')).toBe('postgresql://app@db/app');
+  });
+
+  it('blanks the value of PGPASSWORD=, PASSWORD=, DATABASE_URL= and WEBHOOK_URL= assignments', () => {
+    expect(redact('env PGPASSWORD=hunter22 psql')).toBe('env PGPASSWORD=*** psql');
+    expect(redact('password=x1 DATABASE_URL=postgresql://a@b/c WEBHOOK_URL=https://hooks.example/T/123')).toBe('password=*** DATABASE_URL=*** WEBHOOK_URL=***');
+    expect(redact('MY_PGPASSWORD=x')).toBe('MY_PGPASSWORD=x'); // another name, another value
+  });
+
+  it('a secret inside a URL is replaced by both rules without leaking a piece of it', () => {
+    const out = redact('postgresql://app:Pw-77x@h/db', ['Pw-77x', 'postgresql://app:Pw-77x@h/db']);
+    expect(out).not.toContain('Pw-77x');
+    expect(out).not.toContain('77x');
+  });
+});
+
+describe('LOG_REDACT_PATHS (the root logger configuration)', () => {
+  it('censors passwords, env, connection strings and credentials at the top level and one level down', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _e, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    const log = pino({ redact: { paths: LOG_REDACT_PATHS, censor: '***' } }, sink);
+    log.info(
+      {
+        password: 'p1-secret',
+        PGPASSWORD: 'p2-secret',
+        env: { PGPASSWORD: 'p3-secret' },
+        DATABASE_URL: 'postgresql://a:p4-secret@h/d',
+        child: { password: 'p5-secret', databaseUrl: 'p6-secret', webhookUrl: 'p7-secret', credentials: { password: 'p8-secret' } },
+        kept: 'visible',
+      },
+      'hello',
+    );
+    const text = lines.join('');
+    expect(text).not.toMatch(/p\d-secret/);
+    expect(text).toContain('visible');
+    expect(JSON.parse(text)).toMatchObject({ password: '***', env: '***', child: { password: '***', credentials: '***' } });
+  });
+});
