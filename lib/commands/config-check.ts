@@ -2,6 +2,7 @@
 import { checkEnvFile, loadConfig } from '../config/load.js';
 import type { Deps } from '../runtime/context.js';
 import { ConfigError, type ConfigIssue } from '../core/errors.js';
+import { renderTable } from '../core/text.js';
 
 export async function runConfigCheck(deps: Deps, o: { config: string }): Promise<void> {
   const config = loadConfig(o.config, deps.env); // throws ConfigError with every problem in the file
@@ -13,9 +14,7 @@ export async function runConfigCheck(deps: Deps, o: { config: string }): Promise
     t.container ? `container ${t.container}` : 'DATABASE_URL',
     t.backup.enabled ? 'enabled' : 'disabled',
   ]);
-  const head = ['PROJECT', 'ENVIRONMENT', 'DATABASE', 'REACHED THROUGH', 'BACKUP'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  for (const r of [head, ...rows]) deps.out(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+  for (const l of renderTable(['PROJECT', 'ENVIRONMENT', 'DATABASE', 'REACHED THROUGH', 'BACKUP'], rows)) deps.out(l);
   deps.out(`${config.targets.length} target(s); backup_root ${config.platform.backupRoot}; container CLI ${config.platform.containerCli}`);
   if (issues.length) throw new ConfigError(issues);
 }

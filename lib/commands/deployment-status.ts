@@ -10,6 +10,7 @@ import type { Context } from '../runtime/context.js';
 import { manifestPath, readManifest, scanManifests, type DeploymentManifest, type StoredManifest } from '../storage/manifests.js';
 import { EXIT, PgfleetError, UsageError } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
+import { howEnded, renderTable } from '../core/text.js';
 import { checkRelease } from './predeploy.js';
 
 export interface DeploymentStatusOptions {
@@ -41,7 +42,7 @@ function describe(s: StoredManifest, latest: boolean): string[] {
     lines.push(`  rollback          ${r.outcome}, started ${r.started_at}${r.finished_at ? `, finished ${r.finished_at}` : ''}`);
     if (r.safety_backup) lines.push(`  safety backup     ${r.safety_backup}`);
     if (r.previous_database) lines.push(`  replaced database kept as ${r.previous_database}`);
-    if (r.hook) lines.push(`  rollback hook     ${r.hook.argv.join(' ')}: ${r.hook.signal ? `killed by ${r.hook.signal}` : `exit code ${r.hook.exit_code}`}`);
+    if (r.hook) lines.push(`  rollback hook     ${r.hook.argv.join(' ')}: ${howEnded(r.hook.exit_code, r.hook.signal)}`);
     if (r.error) lines.push(`  error             ${r.error}`);
   }
   return lines;
@@ -75,9 +76,8 @@ export async function runDeploymentStatus(ctx: Context, o: DeploymentStatusOptio
     for (const l of describe(chosen, chosen === manifests[0])) ctx.out(l);
     ctx.out('');
     ctx.out('history (newest first):');
-    ctx.out(`  ${'RELEASE'.padEnd(24)} ${'DEPLOYED'.padEnd(24)} ${'BACKUP'.padEnd(22)} STATUS`);
-    for (const s of manifests.slice(0, o.history ?? 10))
-      ctx.out(`  ${s.manifest.release.padEnd(24)} ${s.manifest.created_at.padEnd(24)} ${s.manifest.backup.padEnd(22)} ${statusWord(s.manifest)}`);
+    const rows = manifests.slice(0, o.history ?? 10).map((s) => [s.manifest.release, s.manifest.created_at, s.manifest.backup, statusWord(s.manifest)]);
+    for (const l of renderTable(['RELEASE', 'DEPLOYED', 'BACKUP', 'STATUS'], rows, { indent: '  ', gap: ' ', minWidths: [24, 24, 22] })) ctx.out(l);
     if (manifests.length > (o.history ?? 10)) ctx.out(`  … ${manifests.length - (o.history ?? 10)} older`);
     for (const b of bad) ctx.out(`  UNUSABLE ${b.file}: ${b.problem}`);
   }

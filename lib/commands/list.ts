@@ -3,6 +3,7 @@ import { selectTargets } from '../config/load.js';
 import type { Context } from '../runtime/context.js';
 import type { StoredBackup } from '../storage/repository.js';
 import { newestFirst } from '../formats/metadata.js';
+import { humanSize, renderTable } from '../core/text.js';
 
 export interface ListedBackup {
   id: string;
@@ -35,14 +36,6 @@ export function listed(b: StoredBackup): ListedBackup {
   };
 }
 
-export function humanSize(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) [v, i] = [v / 1024, i + 1];
-  return `${i ? v.toFixed(1) : v} ${units[i]}`;
-}
-
 export async function runList(ctx: Context, o: { project?: string; environment?: string; json?: boolean }): Promise<ListedBackup[]> {
   const targets = selectTargets(ctx.config, o.project, o.environment);
   const all = (await Promise.all(targets.map((t) => ctx.repo.list(t.project, t.environment)))).flat().map(listed);
@@ -64,8 +57,6 @@ export async function runList(ctx: Context, o: { project?: string; environment?:
     b.verification ? `${b.verification.status} ${b.verification.verified_at.slice(0, 10)}` : 'unverified',
     b.path,
   ]);
-  const head = ['TARGET', 'ID', 'TYPE', 'CREATED (UTC)', 'SIZE', 'VERIFIED', 'PATH'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  for (const r of [head, ...rows]) ctx.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
+  for (const l of renderTable(['TARGET', 'ID', 'TYPE', 'CREATED (UTC)', 'SIZE', 'VERIFIED', 'PATH'], rows)) ctx.out(l);
   return all;
 }

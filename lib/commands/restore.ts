@@ -21,7 +21,7 @@ import { withLock } from '../storage/lock.js';
 import { BACKUP_ID } from '../formats/metadata.js';
 import type { StoredBackup } from '../storage/repository.js';
 import { checkDumpFile, openDump, openWhile, restoreInto, restoreOver } from '../restore/engine.js';
-import { humanSize } from './list.js';
+import { humanSize } from '../core/text.js';
 
 export interface RestoreCommandOptions {
   project: string;

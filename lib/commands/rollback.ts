@@ -20,7 +20,8 @@ import { confirmOrExit, type ConfirmOptions } from '../runtime/confirm.js';
 import type { Context } from '../runtime/context.js';
 import { ManifestError, manifestPath, readManifest, saveManifest, scanManifests, type DeploymentManifest, type StoredManifest } from '../storage/manifests.js';
 import { EXIT, PgfleetError, UsageError } from '../core/errors.js';
-import { hookFailed, hookHow, runHook } from '../runtime/hooks.js';
+import { hookFailed, runHook } from '../runtime/hooks.js';
+import { howEnded } from '../core/text.js';
 import { withLock } from '../storage/lock.js';
 import { targetLogger } from '../core/log.js';
 import type { HookResult } from '../formats/manifest.js';
@@ -148,10 +149,10 @@ export async function runRollback(ctx: Context, o: RollbackOptions): Promise<Rol
   const failed = hookFailed(hook);
   const final: DeploymentManifest = { ...restored, rollback: { ...restored.rollback!, finished_at: ctx.clock().toISOString(), outcome: failed ? 'hook-failed' : 'succeeded', hook } };
   await saveManifest(ctx.repo, final);
-  ctx.out(`rollback hook ${hookArgv.join(' ')}: ${hookHow(hook)}${hook.output_tail ? `\n${hook.output_tail.replace(/^/gm, '  | ')}` : ''}`);
+  ctx.out(`rollback hook ${hookArgv.join(' ')}: ${howEnded(hook.exit_code, hook.signal)}${hook.output_tail ? `\n${hook.output_tail.replace(/^/gm, '  | ')}` : ''}`);
   if (failed) {
     throw new PgfleetError(
-      `${project}/${environment}: the database is restored to before release ${m.release}, but the rollback hook ${hookArgv.join(' ')} failed (${hookHow(hook)})` +
+      `${project}/${environment}: the database is restored to before release ${m.release}, but the rollback hook ${hookArgv.join(' ')} failed (${howEnded(hook.exit_code, hook.signal)})` +
         (hook.output_tail ? `: ${hook.output_tail}` : '') + '; bring the application back by hand',
       EXIT.FAILED,
       ref,

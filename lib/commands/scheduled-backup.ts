@@ -20,7 +20,7 @@ import { targetLogger } from '../core/log.js';
 import { writeMetrics } from '../fleet/metrics.js';
 import { notify } from '../fleet/notify.js';
 import { backupStem } from '../storage/repository.js';
-import { humanSize } from './list.js';
+import { humanSize, renderTable } from '../core/text.js';
 import { pruneTarget } from './prune.js';
 
 export interface TargetRun {
@@ -147,6 +147,5 @@ function printSummary(ctx: Context, runs: TargetRun[], dryRun: boolean): void {
           r.error ?? `${r.id}${r.removed?.length ? ` (retention removed ${r.removed.length})` : ''}`,
         ],
   );
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  for (const r of [head, ...rows]) ctx.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
+  for (const l of renderTable(head, rows)) ctx.out(l);
 }

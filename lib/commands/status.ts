@@ -12,7 +12,7 @@ import type { Context } from '../runtime/context.js';
 import { EXIT, type ExitCode } from '../core/errors.js';
 import { targetFacts } from '../fleet/metrics.js';
 import { leftoverDatabases } from '../restore/engine.js';
-import { humanSize } from './list.js';
+import { humanSize, renderTable } from '../core/text.js';
 
 export interface TargetStatus {
   project: string;
@@ -93,8 +93,7 @@ function print(ctx: Context, r: StatusReport): void {
     t.verification ? `${t.verification.status} ${ago(t.verification.age_seconds)} ago` : 'never',
     t.problems.join('; '),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i].length)));
-  for (const x of [head, ...rows]) ctx.out(x.map((c, i) => (i === x.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd());
+  for (const l of renderTable(head, rows)) ctx.out(l);
   const kept = r.targets.flatMap((t) => (t.leftover_databases ?? []).map((d) => `${t.project}/${t.environment}: ${d}`));
   if (kept.length) ctx.out(`databases kept by restores (drop each once the restore is known good: DROP DATABASE "<name>"):\n  ${kept.join('\n  ')}`);
   ctx.out(r.ok ? 'status: ok' : `status: FAIL (${r.targets.filter((t) => !t.ok).map((t) => `${t.project}/${t.environment}`).join(', ')})`);

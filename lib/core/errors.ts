@@ -4,6 +4,8 @@
  *   0 success · 1 the operation failed · 2 bad usage or invalid configuration
  *   3 another run holds this target's lock · 4 a backup failed verification · 130 interrupted
  */
+import { howEnded } from './text.js';
+
 export const EXIT = {
   OK: 0,
   FAILED: 1,
@@ -88,7 +90,7 @@ export class CommandError extends PgfleetError {
   readonly stderrTail: string;
   constructor(args: { command: string; code: number | null; signal: string | null; stderrTail: string; target?: TargetRef; what?: string }) {
     const where = args.target?.project ? `${args.target.project}/${args.target.environment}: ` : '';
-    const how = args.signal ? `killed by ${args.signal}` : `exit code ${args.code}`;
+    const how = howEnded(args.code, args.signal);
     const tail = args.stderrTail.trim() ? `: ${args.stderrTail.trim()}` : '';
     super(`${where}${args.what ?? 'command'} failed (${how}) [${args.command}]${tail}`, EXIT.FAILED, args.target ?? {});
     this.command = args.command;

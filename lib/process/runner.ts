@@ -14,6 +14,7 @@ import { $, ProcessOutput, type ProcessPromise } from 'zx';
 import type { Readable, Writable } from 'node:stream';
 import { CommandError, InterruptedError, type TargetRef } from '../core/errors.js';
 import { redact } from '../core/redact.js';
+import { tail } from '../core/text.js';
 
 const STDERR_TAIL_BYTES = 4096;
 
@@ -90,9 +91,7 @@ class Tail extends Array<string | Buffer> {
   }
 }
 
-function tailOf(text: string): string {
-  return text.length > STDERR_TAIL_BYTES ? text.slice(-STDERR_TAIL_BYTES) : text;
-}
+const tailOf = (text: string) => tail(text, STDERR_TAIL_BYTES);
 
 export function displayCommand(argv: readonly string[], secrets: readonly string[] = []): string {
   return redact(argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' '), secrets);

@@ -12,13 +12,11 @@ import type { Context } from './context.js';
 import { CommandError, InterruptedError } from '../core/errors.js';
 import type { HookResult } from '../formats/manifest.js';
 import { redact } from '../core/redact.js';
+import { tail } from '../core/text.js';
 
 const TAIL_BYTES = 2048;
 
-function tail(text: string, bytes = TAIL_BYTES): string {
-  const t = text.length > bytes ? '…' + text.slice(-bytes) : text;
-  return t.replace(/\s+$/, '');
-}
+const outputTail = (text: string) => tail(text, TAIL_BYTES).trimEnd();
 
 /** Run one hook to completion with `env` added to pgfleet's own environment. */
 export async function runHook(ctx: Context, target: Target, name: string, argv: readonly string[], env: Record<string, string>): Promise<HookResult> {
@@ -46,7 +44,7 @@ export async function runHook(ctx: Context, target: Target, name: string, argv: 
     signal = e.signal;
     errTail = e.stderrTail;
   }
-  const parts = [tail(out) && `stdout: ${tail(out)}`, tail(errTail) && `stderr: ${tail(errTail)}`].filter(Boolean);
+  const parts = [outputTail(out) && `stdout: ${outputTail(out)}`, outputTail(errTail) && `stderr: ${outputTail(errTail)}`].filter(Boolean);
   return {
     argv: [...argv],
     exit_code: exitCode,
@@ -58,9 +56,4 @@ export async function runHook(ctx: Context, target: Target, name: string, argv: 
 
 export function hookFailed(h: HookResult): boolean {
   return h.signal !== null || h.exit_code !== 0;
-}
-
-/** "exit code 3" / "killed by SIGKILL", for messages. */
-export function hookHow(h: HookResult): string {
-  return h.signal ? `killed by ${h.signal}` : `exit code ${h.exit_code}`;
 }
