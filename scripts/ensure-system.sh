@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What pgfleet's demo, tests and benchmark need on the machine, installed when missing (Debian):
 # podman + runc (real containers), zstd (compression), PostgreSQL 15 (server for the sandbox
-# tenants, clients), and the npm dependencies. Idempotent and quick when everything is there.
+# tenants, clients), age (encryption of offsite copies), Ceph's monitor, OSD and RADOS Gateway (the
+# local S3 object store of scripts/sandbox/objectstore.ts), and the npm dependencies. Idempotent
+# and quick when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,14 +12,22 @@ for bin in podman runc zstd; do command -v "$bin" >/dev/null 2>&1 || need+=("$bi
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 [ -x /usr/lib/postgresql/15/bin/pg_dump ] || need+=(postgresql-client-15)
 [ -x /usr/lib/postgresql/15/bin/pgbench ] || need+=(postgresql-contrib)
-if [ ${#need[@]} -gt 0 ]; then
+command -v age >/dev/null 2>&1 || need+=(age)
+# The object store's packages, without their recommends (a full Ceph install is far larger).
+ceph=()
+for bin in ceph-mon ceph-osd radosgw ceph; do command -v "$bin" >/dev/null 2>&1 || { ceph=(ceph-mon ceph-osd radosgw ceph-common); break; }; done
+if [ ${#need[@]} -gt 0 ] || [ ${#ceph[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "pgfleet: missing system packages: ${need[*]}; install them as root: apt-get install -y ${need[*]}" >&2
+    how=()
+    [ ${#need[@]} -eq 0 ] || how+=("apt-get install -y ${need[*]}")
+    [ ${#ceph[@]} -eq 0 ] || how+=("apt-get install -y --no-install-recommends ${ceph[*]}")
+    echo "pgfleet: missing system packages: ${need[*]} ${ceph[*]}; install them as root: ${how[0]}${how[1]:+ && ${how[1]}}" >&2
     exit 1
   fi
-  echo "pgfleet: installing system packages: ${need[*]}" >&2
+  echo "pgfleet: installing system packages: ${need[*]} ${ceph[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  [ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  [ ${#ceph[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${ceph[@]}" >/dev/null
 fi
 id postgres >/dev/null 2>&1 || { echo "pgfleet: the postgres system user is missing (package postgresql-15 creates it)" >&2; exit 1; }
 
