@@ -7,11 +7,11 @@
  */
 import { findTarget } from '../config/load.js';
 import type { Context } from '../runtime/context.js';
-import { manifestPath, readManifest, scanManifests, type DeploymentManifest, type StoredManifest } from '../storage/manifests.js';
-import { EXIT, PgfleetError, UsageError } from '../core/errors.js';
+import type { DeploymentManifest, StoredManifest } from '../storage/manifests.js';
+import { EXIT } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
 import { howEnded, renderTable } from '../core/text.js';
-import { checkRelease } from './predeploy.js';
+import { chooseManifest } from '../deployments/choose.js';
 
 export interface DeploymentStatusOptions {
   project: string;
@@ -50,25 +50,11 @@ function describe(s: StoredManifest, latest: boolean): string[] {
 
 export async function runDeploymentStatus(ctx: Context, o: DeploymentStatusOptions): Promise<number> {
   const target = findTarget(ctx.config, o.project, o.environment);
-  const { project, environment } = target;
   const log = targetLogger(ctx.logger, target);
-  const { manifests, bad } = await scanManifests(ctx.repo, project, environment);
-  for (const b of bad) log.error({ file: b.file, problem: b.problem }, `unusable deployment manifest ${b.file}: ${b.problem}`);
-
-  let chosen: StoredManifest | undefined;
-  if (o.release !== undefined) {
-    const release = checkRelease(o.release);
-    const file = manifestPath(ctx.repo, project, environment, release);
-    const m = await readManifest(ctx.repo, project, environment, file); // throws ManifestError for a broken one
-    if (!m) throw new UsageError(`${project}/${environment}: no deployment manifest for release ${release} (releases: ${manifests.map((s) => s.manifest.release).join(', ') || 'none'})`);
-    chosen = { manifest: m, file };
-  } else {
-    chosen = manifests[0];
-    if (!chosen) {
-      if (bad.length) throw new PgfleetError(`${project}/${environment}: no usable deployment manifest (${bad.length} unusable, see above)`, EXIT.USAGE, { project, environment });
-      throw new PgfleetError(`${project}/${environment}: no deployment recorded (no manifests in ${ctx.repo.deploymentsDir(project, environment)})`, EXIT.FAILED, { project, environment });
-    }
-  }
+  const { chosen, manifests, bad } = await chooseManifest(ctx, target, {
+    release: o.release,
+    onUnusable: (b) => log.error({ file: b.file, problem: b.problem }, `unusable deployment manifest ${b.file}: ${b.problem}`),
+  });
 
   if (o.json) {
     ctx.out(JSON.stringify(chosen.manifest, null, 2));

@@ -13,8 +13,9 @@
 import { takeBackup } from '../backup/take.js';
 import { findTarget, type Target } from '../config/load.js';
 import type { Context } from '../runtime/context.js';
-import { isReleaseId, manifestPath, previousRelease, readManifest, saveManifest, scanManifests, type DeploymentManifest } from '../storage/manifests.js';
+import { manifestPath, previousRelease, readManifest, saveManifest, scanManifests, type DeploymentManifest } from '../storage/manifests.js';
 import { UsageError } from '../core/errors.js';
+import { checkRelease } from '../deployments/release.js';
 import { retainAfterBackup } from './prune.js';
 import { withLock } from '../storage/lock.js';
 import { targetLogger } from '../core/log.js';
@@ -25,13 +26,6 @@ export interface PredeployOptions {
   environment: string;
   release: string;
   force?: boolean;
-}
-
-export function checkRelease(release: string | undefined): string {
-  if (release === undefined || release === '') throw new UsageError('--release <id> is required');
-  if (!isReleaseId(release))
-    throw new UsageError(`not a valid release id: ${JSON.stringify(release)} (letters, digits, "_", ".", "+", "-"; starting with a letter or digit; no ".."; at most 128 characters)`);
-  return release;
 }
 
 /** The image each app container runs now; null (with a warning) for one that cannot be inspected. */

@@ -12,7 +12,7 @@
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { findTarget, type Target } from '../config/load.js';
-import { PG_IDENT } from '../config/names.js';
+import { isPgIdent, PG_IDENT } from '../config/names.js';
 import { confirmOrExit, type ConfirmOptions } from '../runtime/confirm.js';
 import type { Context } from '../runtime/context.js';
 import { dbProps, withMaintenanceSession } from '../postgres/dbadmin.js';
@@ -75,7 +75,7 @@ function describe(src: StoredBackup | { path: string }): string {
 export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promise<RestoreCommandResult> {
   const t = findTarget(ctx.config, o.project, o.environment);
   const ref = { project: t.project, environment: t.environment };
-  if (o.into !== undefined && (!PG_IDENT.test(o.into) || o.into.includes('..'))) throw new UsageError(`--into ${JSON.stringify(o.into)}: not a valid database name (allowed: ${PG_IDENT.source})`);
+  if (o.into !== undefined && !isPgIdent(o.into)) throw new UsageError(`--into ${JSON.stringify(o.into)}: not a valid database name (allowed: ${PG_IDENT.source})`);
   if (o.into === t.database) throw new UsageError(`--into ${o.into} is the live database; restore over it without --into`);
   const src = await resolveSource(ctx, t, o);
   const where = t.container ? `container ${t.container}` : 'DATABASE_URL';

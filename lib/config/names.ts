@@ -25,6 +25,11 @@ export const containerName = checked(CONTAINER, 'container name');
 export const pgIdent = (what: string) => checked(PG_IDENT, what);
 export const releaseId = checked(RELEASE, 'release id');
 
-export function isSegment(s: string): boolean {
-  return SEGMENT.test(s) && !s.includes('..');
+/** The one safe-name check: `s` matches `re` and holds no "..". */
+export function isSafeName(re: RegExp, s: string): boolean {
+  return re.test(s) && !s.includes('..');
 }
+
+export const isSegment = (s: string) => isSafeName(SEGMENT, s);
+export const isPgIdent = (s: string) => isSafeName(PG_IDENT, s);
+export const isReleaseId = (s: string) => isSafeName(RELEASE, s);

@@ -12,7 +12,6 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { RELEASE } from '../config/names.js';
 import { EXIT, PgfleetError, type TargetRef } from '../core/errors.js';
 import { ensureDir, TEMP_PREFIX, writeFileAtomic } from '../core/fsutil.js';
 import type { DeploymentManifest } from '../formats/manifest.js';
@@ -36,10 +35,6 @@ export class ManifestError extends PgfleetError {
   constructor(file: string, problem: string, target: TargetRef = {}) {
     super(`deployment manifest ${file}: ${problem}`, EXIT.USAGE, target);
   }
-}
-
-export function isReleaseId(s: string): boolean {
-  return RELEASE.test(s) && !s.includes('..');
 }
 
 export function manifestPath(repo: Repository, project: string, environment: string, release: string): string {
