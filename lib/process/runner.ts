@@ -86,7 +86,8 @@ class Tail extends Array<string | Buffer> {
       super.push(it);
       this.bytes += it.length;
     }
-    while (this.bytes > this.limit && this.length > 1) this.bytes -= (this.shift() as string | Buffer).length;
+    // Drop the oldest chunk only while the rest still covers the limit (a short last chunk keeps its context).
+    while (this.length > 1 && this.bytes - (this[0] as string | Buffer).length >= this.limit) this.bytes -= (this.shift() as string | Buffer).length;
     return this.length;
   }
 }
@@ -175,6 +176,7 @@ export class Runner {
       // Its own process group: a terminal's Ctrl-C reaches pgfleet alone, which then stops its
       // children in order (and runs its undo steps) instead of having them die mid-step.
       detached: true,
+      // The bend: zx keeps all output for its ProcessOutput, a streamed dump would sit in memory; test/unit/runner.test.ts ("the zx bend") fails if a zx upgrade ignores these stores.
       store: streaming ? ({ stdout: new Sink(), stderr: stderrStore ?? new Tail(), stdall: new Sink() } as never) : undefined,
       ...(stdoutPipe !== undefined ? { stdio: ['pipe', stdoutPipe, 'pipe'] } : {}),
     });
