@@ -4,7 +4,7 @@
  *
  *   which dump → the plan (printed) → consent (--dry-run stops here, after checking the file;
  *   --yes, or a question on a TTY; without a TTY, exit 2) → under the target's lock, the safe
- *   restore of lib/restore-over.ts → how to drop the kept database
+ *   restore of lib/restore/over.ts → how to drop the kept database
  *
  * With --into, the dump goes into a NEW database of that name and nothing live is touched (no
  * lock, no safety backup, no app container stopped).
@@ -20,7 +20,10 @@ import { PgfleetError, UsageError, EXIT } from '../core/errors.js';
 import { withLock } from '../storage/lock.js';
 import { BACKUP_ID } from '../formats/metadata.js';
 import type { StoredBackup } from '../storage/repository.js';
-import { checkDumpFile, openDump, openWhile, restoreInto, restoreOver } from '../restore/engine.js';
+import { checkDumpFile } from '../restore/dump.js';
+import { restoreInto } from '../restore/into.js';
+import { restoreOver } from '../restore/over.js';
+import { openDump, openWhile } from '../restore/stage.js';
 import { humanSize } from '../core/text.js';
 
 export interface RestoreCommandOptions {

@@ -11,7 +11,7 @@
 import type { Context } from '../runtime/context.js';
 import { EXIT, type ExitCode } from '../core/errors.js';
 import { targetFacts } from '../fleet/metrics.js';
-import { leftoverDatabases } from '../restore/engine.js';
+import { leftoverDatabases } from '../restore/kept.js';
 import { humanSize, renderTable } from '../core/text.js';
 
 export interface TargetStatus {

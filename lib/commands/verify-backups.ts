@@ -22,7 +22,8 @@ import { writeMetrics } from '../fleet/metrics.js';
 import { notify } from '../fleet/notify.js';
 import type { VerificationResult } from '../formats/metadata.js';
 import type { StoredBackup } from '../storage/repository.js';
-import { openDump, openWhile, restoreInto, verificationShell } from '../restore/engine.js';
+import { restoreInto, verificationShell } from '../restore/into.js';
+import { openDump, openWhile } from '../restore/stage.js';
 
 export interface VerifyOptions {
   project?: string;

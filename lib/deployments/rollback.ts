@@ -12,7 +12,7 @@ import { EXIT, PgfleetError, UsageError } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
 import { howEnded } from '../core/text.js';
 import type { HookResult } from '../formats/manifest.js';
-import { restoreOver } from '../restore/engine.js';
+import { restoreOver } from '../restore/over.js';
 import type { Context } from '../runtime/context.js';
 import { hookFailed, runHook } from '../runtime/hooks.js';
 import { ManifestError, readManifest, saveManifest, type DeploymentManifest, type StoredManifest } from '../storage/manifests.js';

@@ -15,15 +15,17 @@
  */
 import { takeBackup } from '../backup/take.js';
 import type { Target } from '../config/load.js';
-import type { TargetShell } from '../process/container.js';
-import type { Context } from '../runtime/context.js';
-import { beforeName, beforePrefix, canCreateDatabases, databasesStartingWith, dbProps, dropDatabase, existing, scratchName, swapDatabases, withMaintenanceSession } from '../postgres/dbadmin.js';
 import { EXIT, InterruptedError, PgfleetError, VerificationError } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
-import { parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from '../postgres/psql.js';
-import type { StoredBackup } from '../storage/repository.js';
-import { compareCounts, openDump, openWhile, restoreInto } from './engine.js';
 import { Undo, withLeftovers } from '../core/undo.js';
+import { canCreateDatabases, dbProps, dropDatabase, scratchName, swapDatabases, withMaintenanceSession } from '../postgres/dbadmin.js';
+import { parseRowCounts, type PsqlSession, ROW_COUNTS_SQL } from '../postgres/psql.js';
+import type { Context } from '../runtime/context.js';
+import type { StoredBackup } from '../storage/repository.js';
+import { compareCounts } from './dump.js';
+import { restoreInto } from './into.js';
+import { freeBeforeName, swapBack } from './kept.js';
+import { openDump, openWhile } from './stage.js';
 
 export interface RestoreOverOptions {
   /** Take a `safety` backup of the live database first (default true). */
@@ -155,23 +157,4 @@ async function restoreOverWith(ctx: Context, target: Target, backup: StoredBacku
     const left = await undo.run();
     throw withLeftovers(e, [...left, ...(await dump.close())], ref);
   }
-}
-
-/** Undo a swap that happened (checked by name): live → scratch name (dropped next), kept → live. */
-async function swapBack(sh: TargetShell, live: string, keepAs: string, scratch: string): Promise<void> {
-  const present = await existing(sh, [live, keepAs, scratch]);
-  if (!present.includes(keepAs)) return; // the swap never happened
-  await swapDatabases(sh, live, keepAs, scratch);
-}
-
-async function freeBeforeName(sh: TargetShell, live: string, at: Date, session: PsqlSession): Promise<string> {
-  const taken = new Set(await databasesStartingWith(sh, beforePrefix(live), session));
-  for (let n = 1; ; n++) if (!taken.has(beforeName(live, at, n))) return beforeName(live, at, n);
-}
-
-/** The `<db>__before_<stamp>` databases earlier restores kept, oldest first. */
-export async function leftoverDatabases(ctx: Context, target: Target): Promise<string[]> {
-  const prefix = beforePrefix(target.database);
-  const names = await databasesStartingWith(ctx.shellFor(target), prefix);
-  return names.filter((n) => /^\d{8}_\d{6}(_\d+)?$/.test(n.slice(prefix.length)));
 }

@@ -6,7 +6,7 @@ import { runBackup } from '../../lib/commands/backup.js';
 import { runRestore } from '../../lib/commands/restore.js';
 import { runVerifyBackups } from '../../lib/commands/verify-backups.js';
 import { EXIT, PgfleetError } from '../../lib/core/errors.js';
-import { leftoverDatabases } from '../../lib/restore/engine.js';
+import { leftoverDatabases } from '../../lib/restore/kept.js';
 import { runStatus } from '../../lib/commands/status.js';
 import { findTarget } from '../../lib/config/load.js';
 import { sampleSql } from '../../scripts/sandbox/sample.js';

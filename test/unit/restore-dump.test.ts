@@ -1,6 +1,6 @@
 // The dump check of a restore: what a restored copy's row counts must match.
 import { describe, expect, it } from 'vitest';
-import { compareCounts } from '../../lib/restore/engine.js';
+import { compareCounts } from '../../lib/restore/dump.js';
 
 describe('compareCounts', () => {
   it('is empty when every table is there with its recorded rows', () => {

@@ -1,0 +1,146 @@
+/**
+ * What a dump is, and whether it is the dump its metadata describes: where it is, its metadata,
+ * size, format (zstd or a plain custom-format archive) and the sha256 of its content. Nothing here
+ * writes or starts a process; the rest of the restore engine (stage, into, over) builds on it.
+ *
+ * Promises: a file that does not match its metadata (size, sha256, format, compression) is refused
+ * with VerificationError (exit 4) before anything reads it for a restore; a file given by path
+ * without metadata is accepted, and said so (CheckedDump.meta null).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { EXIT, InterruptedError, PgfleetError, VerificationError, type TargetRef } from '../core/errors.js';
+import type { BackupMetadata } from '../formats/metadata.js';
+import { META_EXT, Repository, type StoredBackup } from '../storage/repository.js';
+
+export interface CheckedDump {
+  path: string;
+  /** null: a file given by path without metadata; its content cannot be checked against anything. */
+  meta: BackupMetadata | null;
+  /** zstd-compressed (else a plain pg_dump custom-format archive). */
+  compressed: boolean;
+  sha256: string;
+  size: number;
+}
+
+/** What is known of a dump before its content is read: where, its metadata, size and format. */
+export type DumpFile = Omit<CheckedDump, 'sha256'>;
+
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+const PGDMP_MAGIC = Buffer.from('PGDMP');
+
+/**
+ * A backup's own metadata is used as given; for a bare path, `<path>.json` is read when present
+ * (and must then be complete and match), and a file without one is accepted only because the
+ * caller named it explicitly. The size and the format (its first bytes) are checked here.
+ */
+export async function describeDump(src: StoredBackup | { path: string }, o: { target?: TargetRef }): Promise<DumpFile> {
+  const file = path.resolve(src.path);
+  let meta: BackupMetadata | null = null;
+  if ('meta' in src && src.meta) meta = src.meta;
+  else if (await fs.stat(file + META_EXT).catch(() => null)) {
+    const { backup, problem } = await new Repository(path.dirname(file)).load(file + META_EXT);
+    if (!backup) throw new VerificationError(`${file}: ${problem}: the file is truncated or damaged, or its metadata is; refusing to restore it`, o.target);
+    meta = backup.meta;
+  }
+  const st = await fs.stat(file).catch(() => null);
+  if (!st?.isFile()) throw new PgfleetError(`${file}: no such file`, EXIT.FAILED, o.target);
+  if (meta && st.size !== meta.size_bytes)
+    throw new VerificationError(`${file} is ${st.size} bytes but its metadata says ${meta.size_bytes}: the file is truncated or damaged; refusing to restore it`, o.target);
+  const head = Buffer.alloc(8);
+  const fh = await fs.open(file, 'r');
+  try {
+    await fh.read(head, 0, 8, 0);
+  } finally {
+    await fh.close();
+  }
+  const compressed = head.subarray(0, 4).equals(ZSTD_MAGIC);
+  if (!compressed && !head.subarray(0, 5).equals(PGDMP_MAGIC)) {
+    if (meta) throw new VerificationError(`${file}: does not start as a zstd file or a pg_dump archive: the file is damaged; refusing to restore it`, o.target);
+    throw new PgfleetError(`${file}: neither a zstd file nor a pg_dump custom-format archive`, EXIT.FAILED, o.target);
+  }
+  if (meta && compressed !== (meta.compression.algorithm === 'zstd')) throw new VerificationError(`${file}: its compression does not match its metadata (${meta.compression.algorithm})`, o.target);
+  return { path: file, meta, compressed, size: st.size };
+}
+
+/** The dump with its content's sha256, which must be its metadata's; `bytes` read must be its size. */
+export function sealed(d: DumpFile, sha256: string, bytes: number, o: { target?: TargetRef }): CheckedDump {
+  if (bytes !== d.size) throw new VerificationError(`${d.path}: read ${bytes} bytes of ${d.size}: the file changed while it was read; refusing to restore it`, o.target);
+  if (d.meta && sha256 !== d.meta.sha256)
+    throw new VerificationError(`${d.path}: sha256 is ${sha256} but its metadata says ${d.meta.sha256}: the file is damaged; refusing to restore it`, o.target);
+  return { ...d, sha256 };
+}
+
+/**
+ * The file as a stream that hashes what passes through it. It ends early on interrupt or a read
+ * error (never an 'error' event a pipe would leave unheard); digest() then throws that.
+ */
+export function hashedRead(file: string, signal?: AbortSignal): { stream: Readable; digest: () => { sha256: string; bytes: number }; destroy: () => void } {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let failure: unknown;
+  const rs = createReadStream(file, { highWaterMark: 1 << 20 });
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const stop = (e: unknown) => {
+    failure ??= e;
+    rs.destroy();
+    if (!tap.writableEnded) tap.end();
+  };
+  const onAbort = () => stop(new InterruptedError(String(signal?.reason ?? 'SIGINT')));
+  rs.on('error', stop);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  else rs.pipe(tap);
+  return {
+    stream: tap,
+    digest: () => {
+      if (failure) throw failure;
+      return { sha256: hash.digest('hex'), bytes };
+    },
+    destroy: () => {
+      signal?.removeEventListener('abort', onAbort);
+      rs.destroy();
+      tap.destroy();
+    },
+  };
+}
+
+/**
+ * Check a dump before it is used: its size and sha256 against its metadata, and its format. Reads
+ * the file once; changes nothing. Throws VerificationError (4) for a file that does not match its
+ * metadata.
+ */
+export async function checkDumpFile(src: StoredBackup | { path: string }, o: { signal?: AbortSignal; target?: TargetRef } = {}): Promise<CheckedDump> {
+  return hashWhole(await describeDump(src, o), o);
+}
+
+/** The whole file read and hashed, then sealed (see sealed()). */
+export async function hashWhole(d: DumpFile, o: { signal?: AbortSignal; target?: TargetRef }): Promise<CheckedDump> {
+  const r = hashedRead(d.path, o.signal);
+  try {
+    for await (const _ of r.stream as AsyncIterable<Buffer>);
+    const { sha256, bytes } = r.digest();
+    return sealed(d, sha256, bytes, o);
+  } finally {
+    r.destroy();
+  }
+}
+
+/** Tables missing, extra, or with other row counts than recorded. Empty: the copy matches. */
+export function compareCounts(expected: Record<string, number>, actual: Record<string, number>): string[] {
+  const problems: string[] = [];
+  for (const [t, n] of Object.entries(expected)) {
+    if (!(t in actual)) problems.push(`table ${t} is missing`);
+    else if (actual[t] !== n) problems.push(`table ${t} has ${actual[t]} rows, ${n} recorded`);
+  }
+  for (const t of Object.keys(actual)) if (!(t in expected)) problems.push(`table ${t} was not recorded in the backup`);
+  return problems;
+}

@@ -1,0 +1,146 @@
+/**
+ * Opening a dump for pg_restore: the check against its metadata (lib/restore/dump.ts) in the same
+ * one read that stages the decompressed archive where pg_restore runs, with the data-positions
+ * pass (lib/restore/positions.ts) alongside; and the host-side decompression a streamed restore
+ * or a container without zstd uses.
+ *
+ * Promises: a damaged dump is refused and its staged copy removed before anything else happens;
+ * staging touches nothing but a new private directory under /tmp where pg_restore runs; an opened
+ * dump's close() removes it, idempotently.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import os from 'node:os';
+import type { Readable } from 'node:stream';
+import { CommandError, InterruptedError, VerificationError, type TargetRef } from '../core/errors.js';
+import { targetLogger, type Logger } from '../core/log.js';
+import { Undo, withLeftovers } from '../core/undo.js';
+import type { TargetShell } from '../process/container.js';
+import type { Context } from '../runtime/context.js';
+import type { StoredBackup } from '../storage/repository.js';
+import { describeDump, hashedRead, hashWhole, sealed, type CheckedDump, type DumpFile } from './dump.js';
+import { archiveIndex } from './positions.js';
+
+/** A checked dump, ready for pg_restore. */
+export interface OpenedDump extends CheckedDump {
+  /** The decompressed archive as a file where pg_restore runs (a parallel restore needs one); null: streamed. */
+  staged: StagedArchive | null;
+  /** Remove the staged copy. Idempotent; returns what could not be removed. */
+  close(): Promise<string[]>;
+}
+
+export interface StagedArchive {
+  file: string;
+  /**
+   * The archive's head with its data positions filled in (lib/restore/positions.ts), to write over
+   * the file's start; null: none to fill. Still being read when the dump is returned checked: await
+   * it only where pg_restore needs it. Never rejects.
+   */
+  tocPatch: Promise<Buffer | null>;
+}
+
+/** pg_restore jobs when the caller names none: up to 4, by CPUs. */
+export function defaultJobs(): number {
+  return Math.max(1, Math.min(4, os.availableParallelism()));
+}
+
+/** Staging runs in a fresh private directory; `exec` keeps the program's exit status (127: not there). */
+const STAGE_WITH_ZSTD = 'umask 077 && mkdir -p -- "$1" && exec zstd -d -q --no-sparse -o "$1/archive.dump"';
+const STAGE_WITH_DD = 'umask 077 && mkdir -p -- "$1" && exec dd of="$1/archive.dump" bs=1M status=none';
+
+/**
+ * Check a dump and make it ready for pg_restore, reading it once. With jobs > 1 the archive is
+ * staged, decompressed, as a file where pg_restore runs: the compressed file is hashed as it is
+ * sent to the container's own zstd (the official images have one: 8× less through `exec`; without
+ * it, the host's zstd decompresses and `dd` writes), while the host reads the archive's block
+ * structure for the data positions pg_dump could not write into a pipe. A damaged file (sha256,
+ * size, format) is refused and its staged copy removed before anything else happens.
+ */
+export async function openDump(ctx: Context, sh: TargetShell, src: StoredBackup | { path: string }, o: { jobs?: number; signal?: AbortSignal } = {}): Promise<OpenedDump> {
+  const jobs = o.jobs ?? defaultJobs();
+  const d = await describeDump(src, { target: sh.ref });
+  if (jobs <= 1) return { ...(await hashWhole(d, { signal: o.signal, target: sh.ref })), staged: null, close: async () => [] };
+  const log = targetLogger(ctx.logger, sh.target);
+  const t0 = performance.now();
+  const dir = `${sh.container ? '/tmp' : os.tmpdir()}/pgfleet-restore-${randomBytes(6).toString('hex')}`;
+  const file = `${dir}/archive.dump`;
+  const cleanup = new Undo(log);
+  cleanup.push(`remove staged dump ${dir}`, async () => void (await sh.run('rm', ['-rf', '--', dir], { what: 'rm (staged dump)' })));
+  // The positions are read alongside and needed only when pg_restore starts: the dump is returned
+  // as soon as it is staged and checked, and closing it stops a reading still under way.
+  const reading = new AbortController();
+  const stopReading = () => reading.abort(o.signal?.reason ?? 'closed');
+  o.signal?.addEventListener('abort', stopReading, { once: true });
+  const tocPatch = archiveIndex(ctx, sh, d, reading.signal, log).then((patch) => {
+    log.debug({ ms: Math.round(performance.now() - t0), data_positions: patch ? 'filled in' : 'as written' }, 'reading the archive done');
+    return patch;
+  });
+  const close = async () => {
+    stopReading();
+    await tocPatch;
+    o.signal?.removeEventListener('abort', stopReading);
+    return cleanup.run('cleaning up');
+  };
+  try {
+    const staged = await stage(ctx, sh, d, dir, o.signal, log).catch(async (e) => {
+      // A damaged file usually stops the decompression before it is all read: say what is wrong with it.
+      if (d.meta && !(e instanceof InterruptedError)) await hashWhole(d, { signal: o.signal, target: sh.ref });
+      throw e;
+    });
+    const checked = sealed(d, staged.sha256, staged.bytes, { target: sh.ref });
+    log.info({ ms: Math.round(performance.now() - t0) }, 'dump checked and staged');
+    return { ...checked, staged: { file, tocPatch }, close };
+  } catch (e) {
+    throw withLeftovers(e, await close(), sh.ref);
+  }
+}
+
+/** The decompressed archive into `dir`/archive.dump where pg_restore runs; the compressed file's sha256 on the way. */
+async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, signal: AbortSignal | undefined, log: Logger): Promise<{ sha256: string; bytes: number }> {
+  if (d.compressed && sh.container) {
+    const r = hashedRead(d.path, signal);
+    try {
+      await sh.run('sh', ['-c', STAGE_WITH_ZSTD, 'pgfleet-stage', dir], { input: r.stream, signal, what: 'zstd -d (in the container)' });
+      return r.digest();
+    } catch (e) {
+      if (!(e instanceof CommandError && (e.code === 126 || e.code === 127))) throw e;
+      log.debug('no zstd in the container: decompressing on the host');
+    } finally {
+      r.destroy();
+    }
+  }
+  const r = hashedRead(d.path, signal);
+  try {
+    const dz = decompressed(ctx, sh, d, signal, r.stream);
+    await both(sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: dz.stream, signal, what: 'dd (staging the dump)' }), dz.done);
+    return r.digest();
+  } finally {
+    r.destroy();
+  }
+}
+
+/**
+ * Open the dump while other preflight work runs. If either fails, what was opened is closed; a
+ * damaged dump is the error reported first, then the other work's.
+ */
+export async function openWhile<T>(opening: Promise<OpenedDump>, other: Promise<T>, ref: TargetRef): Promise<[OpenedDump, T]> {
+  const [d, x] = await Promise.allSettled([opening, other]);
+  if (d.status === 'fulfilled' && x.status === 'fulfilled') return [d.value, x.value];
+  const left = d.status === 'fulfilled' ? await d.value.close() : [];
+  const e = d.status === 'rejected' && (d.reason instanceof VerificationError || x.status === 'fulfilled') ? d.reason : (x as PromiseRejectedResult).reason;
+  throw withLeftovers(e, left, ref);
+}
+
+/** The archive, decompressed on the host, as a stream: read from its file, or from `input` (the file's bytes, e.g. as they are hashed). */
+export function decompressed(ctx: Context, sh: TargetShell, src: DumpFile, signal?: AbortSignal, input?: Readable): { stream: Readable; done: Promise<unknown> } {
+  if (!src.compressed) return { stream: input ?? createReadStream(src.path), done: Promise.resolve() };
+  const z = ctx.runner.spawn(['zstd', '-dc', '-q', ...(input ? [] : [src.path])], { input, signal, what: 'zstd -d', target: sh.ref });
+  return { stream: z.stdout, done: z.done };
+}
+
+/** Wait for a stream's consumer and producer; the consumer's error says more than the producer's EPIPE. */
+export async function both(consumer: Promise<unknown>, producer: Promise<unknown>): Promise<void> {
+  const [c, p] = await Promise.allSettled([consumer, producer]);
+  if (c.status === 'rejected') throw c.reason;
+  if (p.status === 'rejected') throw p.reason;
+}
