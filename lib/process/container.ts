@@ -4,25 +4,43 @@
  * child's environment; on the exec line they appear only as `-e PGPASSWORD` with no value.
  */
 import type { Credentials, Target } from '../config/load.js';
-import { PgfleetError, type TargetRef } from '../core/errors.js';
+import { CommandError, EXIT, PgfleetError, type TargetRef } from '../core/errors.js';
 import type { RunOptions, RunResult, Runner, Spawned } from './runner.js';
 
-/** The container CLI: inspect, start, stop. */
+/** The container CLI: inspect, start, stop. Its failures are CommandErrors with `program` docker or podman. */
 export class ContainerCli {
   constructor(
     readonly runner: Runner,
     readonly cli: 'docker' | 'podman',
   ) {}
 
-  /** true/false for an existing container; null when there is no such container. */
+  /**
+   * true/false for an existing container; null when there is no such container.
+   *
+   * The CLI reports a missing container only as text on stderr, worded differently by docker and
+   * podman and their versions, with the same exit code as a daemon it cannot reach. So that text
+   * is never read: a failed inspect is followed by the CLI's listing of every container, whose
+   * output answers whether this one exists. None there: null. Listed (it failed for another
+   * reason), or the listing fails too: the inspect's error stands.
+   */
   async isRunning(name: string, target?: TargetRef): Promise<boolean | null> {
     try {
-      const r = await this.runner.run([this.cli, 'inspect', '--format', '{{.State.Running}}', name], { target, what: `${this.cli} inspect` });
+      const r = await this.runner.run([this.cli, 'container', 'inspect', '--format', '{{.State.Running}}', name], { target, what: `${this.cli} inspect`, role: 'inspect' });
       return r.stdout.trim() === 'true';
     } catch (e) {
-      if (e instanceof PgfleetError && /no such (object|container)|no container with name/i.test(e.message)) return null;
+      if (!(e instanceof CommandError)) throw e;
+      if (!(await this.exists(name, target).catch(() => true))) return null;
       throw e;
     }
+  }
+
+  /** Whether a container of this name, or whose id starts with it, exists (running or not). Throws CommandError when the CLI fails. */
+  async exists(name: string, target?: TargetRef): Promise<boolean> {
+    const r = await this.runner.run([this.cli, 'container', 'ls', '--all', '--no-trunc', '--format', '{{.ID}}\t{{.Names}}'], { target, what: `${this.cli} container ls`, role: 'inspect' });
+    return r.stdout.split('\n').some((line) => {
+      const [id = '', names = ''] = line.trim().split('\t');
+      return names.split(',').includes(name) || (id !== '' && id.startsWith(name));
+    });
   }
 
   /**
@@ -32,21 +50,21 @@ export class ContainerCli {
   async requireRunning(name: string, target: TargetRef): Promise<void> {
     const running = await this.isRunning(name, target);
     const where = `${target.project}/${target.environment}`;
-    if (running === null) throw new PgfleetError(`${where}: container "${name}" does not exist (${this.cli} inspect found none)`, 1, target);
-    if (!running) throw new PgfleetError(`${where}: container "${name}" is not running`, 1, target);
+    if (running === null) throw new PgfleetError(`${where}: container "${name}" does not exist (${this.cli} lists none of that name)`, EXIT.FAILED, target);
+    if (!running) throw new PgfleetError(`${where}: container "${name}" is not running`, EXIT.FAILED, target);
   }
 
   async image(name: string, target?: TargetRef): Promise<string> {
-    const r = await this.runner.run([this.cli, 'inspect', '--format', '{{.Config.Image}}', name], { target, what: `${this.cli} inspect` });
+    const r = await this.runner.run([this.cli, 'container', 'inspect', '--format', '{{.Config.Image}}', name], { target, what: `${this.cli} inspect`, role: 'inspect' });
     return r.stdout.trim();
   }
 
   async start(name: string, target?: TargetRef): Promise<void> {
-    await this.runner.run([this.cli, 'start', name], { target, what: `${this.cli} start` });
+    await this.runner.run([this.cli, 'start', name], { target, what: `${this.cli} start`, role: 'start' });
   }
 
   async stop(name: string, target?: TargetRef, timeoutSeconds = 10): Promise<void> {
-    await this.runner.run([this.cli, 'stop', '-t', String(timeoutSeconds), name], { target, what: `${this.cli} stop` });
+    await this.runner.run([this.cli, 'stop', '-t', String(timeoutSeconds), name], { target, what: `${this.cli} stop`, role: 'stop' });
   }
 }
 
@@ -89,7 +107,8 @@ export function libpqEnvFromUrl(url: string): Record<string, string> {
 
 /**
  * Runs PostgreSQL client programs (pg_dump, psql, pg_restore) where the target's database lives.
- * `conn(db)` gives the connection arguments; callers add the rest.
+ * `conn(db)` gives the connection arguments; callers add the rest. A failure's CommandError names
+ * the program run inside the container (not docker), and the container CLI as `via`.
  */
 export class TargetShell {
   readonly ref: TargetRef;
@@ -108,11 +127,11 @@ export class TargetShell {
     if (this.container) {
       this.env = credentials.password ? { PGPASSWORD: credentials.password } : {};
     } else {
-      if (!credentials.databaseUrl) throw new PgfleetError(`${target.project}/${target.environment}: no container configured and no DATABASE_URL in ${target.envFile} or the environment`, 2, this.ref);
+      if (!credentials.databaseUrl) throw new PgfleetError(`${target.project}/${target.environment}: no container configured and no DATABASE_URL in ${target.envFile} or the environment`, EXIT.USAGE, this.ref);
       try {
         this.env = libpqEnvFromUrl(credentials.databaseUrl);
       } catch (e) {
-        throw new PgfleetError(`${target.project}/${target.environment}: ${(e as Error).message} (from ${target.envFile} or the environment)`, 2, this.ref);
+        throw new PgfleetError(`${target.project}/${target.environment}: ${(e as Error).message} (from ${target.envFile} or the environment)`, EXIT.USAGE, this.ref);
       }
       if (credentials.password && !this.env.PGPASSWORD) this.env.PGPASSWORD = credentials.password;
       // Only the URL decides where to connect: the operator's own PG* variables (PGPORT,
@@ -143,7 +162,15 @@ export class TargetShell {
   }
 
   private opts(o: RunOptions, program: string): RunOptions {
-    return { ...o, env: { ...this.env, ...o.env }, secrets: [...this.secrets, ...(o.secrets ?? [])], target: this.ref, what: o.what ?? program };
+    return {
+      ...o,
+      env: { ...this.env, ...o.env },
+      secrets: [...this.secrets, ...(o.secrets ?? [])],
+      target: this.ref,
+      what: o.what ?? program,
+      program: o.program ?? program,
+      via: this.container ? this.cli.cli : undefined,
+    };
   }
 
   run(program: string, args: readonly string[], o: RunOptions = {}): Promise<RunResult> {

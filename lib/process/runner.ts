@@ -7,12 +7,16 @@
  *   string of ours;
  * - secrets travel in the child's environment (`env`), never in argv;
  * - a non-zero exit becomes a CommandError carrying the redacted command, exit code, signal and
- *   the redacted tail of stderr, plus the project/environment it was for;
+ *   the redacted tail of stderr, plus the project/environment it was for, the program that failed
+ *   and what it was run for (RunOptions.program, .role, .via), so that callers decide on those
+ *   fields, never on the message;
+ * - a call that breaks these rules (an empty command, a stdin pipe taken twice) is a bug: InternalError;
  * - streamed processes keep only a bounded tail of stderr in memory, nothing of stdout.
  */
 import { $, ProcessOutput, type ProcessPromise } from 'zx';
+import { basename } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { CommandError, InterruptedError, type TargetRef } from '../core/errors.js';
+import { CommandError, InternalError, InterruptedError, type CommandRole, type TargetRef } from '../core/errors.js';
 import { redact } from '../core/redact.js';
 import { tail } from '../core/text.js';
 
@@ -25,8 +29,17 @@ export interface RunOptions {
   secrets?: string[];
   /** Whom the command was for, named in its error. */
   target?: TargetRef;
-  /** What the command is, for messages ("pg_dump", "psql"). */
+  /** What the command is, for messages ("pg_dump", "zstd -d (reading the archive)"). */
   what?: string;
+  /**
+   * The program that does the work, for CommandError.program; default the command's own
+   * executable. Say it when that is a wrapper (`sh -c '… exec pg_restore …'`).
+   */
+  program?: string;
+  /** What the process is for, for CommandError.role. */
+  role?: CommandRole;
+  /** The container CLI the program runs through (`docker exec`), for CommandError.via. */
+  via?: 'docker' | 'podman';
   input?: string | Buffer | Readable;
   /**
    * spawn only: connect this process's stdout straight to another spawned process's stdin (a
@@ -133,7 +146,7 @@ export class Runner {
       stderr: p.stderr,
       takeStdinPipe: () => {
         const pipe = p.child?.stdin;
-        if (taken || !pipe) throw new Error('runner: stdin pipe not available');
+        if (taken || !pipe) throw new InternalError('runner: stdin pipe not available (taken twice, or the process has none)');
         taken = true;
         return pipe;
       },
@@ -160,7 +173,7 @@ export class Runner {
   }
 
   private start(argv: readonly string[], opts: RunOptions, streaming: boolean, stderrStore?: Tail, stdoutPipe?: Writable | number): ProcessPromise {
-    if (argv.length === 0) throw new Error('runner: empty command');
+    if (argv.length === 0) throw new InternalError('runner: empty command');
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const [k, v] of Object.entries(opts.env ?? {})) {
       if (v === undefined) delete env[k];
@@ -192,17 +205,9 @@ export class Runner {
   private failure(e: unknown, argv: readonly string[], opts: RunOptions): Error {
     if (opts.signal?.aborted) return new InterruptedError(String(opts.signal.reason ?? 'SIGINT'));
     const secrets = opts.secrets ?? [];
-    if (e instanceof ProcessOutput) {
-      return new CommandError({
-        command: displayCommand(argv, secrets),
-        code: e.exitCode,
-        signal: e.signal,
-        stderrTail: redact(tailOf(e.stderr), secrets),
-        target: opts.target,
-        what: opts.what,
-      });
-    }
+    const who = { command: displayCommand(argv, secrets), program: opts.program ?? basename(argv[0]), role: opts.role, via: opts.via, target: opts.target, what: opts.what };
+    if (e instanceof ProcessOutput) return new CommandError({ ...who, code: e.exitCode, signal: e.signal, stderrTail: redact(tailOf(e.stderr), secrets) });
     const msg = e instanceof Error ? e.message : String(e);
-    return new CommandError({ command: displayCommand(argv, secrets), code: null, signal: null, stderrTail: redact(msg, secrets), target: opts.target, what: opts.what });
+    return new CommandError({ ...who, code: null, signal: null, stderrTail: redact(msg, secrets) });
   }
 }
