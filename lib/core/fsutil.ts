@@ -28,8 +28,26 @@ export async function ensureDir(dir: string): Promise<void> {
   await fs.chmod(dir, DIR_MODE);
 }
 
-export function tempPathFor(final: string): string {
-  return path.join(path.dirname(final), `${TEMP_PREFIX}${path.basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}`);
+/**
+ * A temp name beside `final`: `.tmp-<name>.<pid>.<8 hex>`. The writer's pid is part of the name,
+ * so a run that finds it can tell whether its writer is gone (parseTempName, pidAlive).
+ */
+export function tempPathFor(final: string, pid: number = process.pid): string {
+  return path.join(path.dirname(final), `${TEMP_PREFIX}${path.basename(final)}.${pid}.${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * What a temp file name says: the name it was to be published under and, when it is exactly
+ * tempPathFor's shape, its writer's pid (else null: a temp of unknown origin, judged by age only).
+ * Null for a name that is not a temp.
+ */
+export function parseTempName(name: string): { final: string; pid: number | null } | null {
+  if (!name.startsWith(TEMP_PREFIX)) return null;
+  const rest = name.slice(TEMP_PREFIX.length);
+  const strict = /^(.+)\.(\d+)\.[0-9a-f]{8}$/.exec(rest);
+  if (strict) return { final: strict[1], pid: Number(strict[2]) };
+  const loose = /^(.+?)\.\d+\.[0-9a-f]+$/.exec(rest);
+  return { final: loose ? loose[1] : rest, pid: null };
 }
 
 /**
@@ -41,15 +59,16 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
   const names = await fs.readdir(dir).catch(() => [] as string[]);
   const removed: string[] = [];
   for (const n of names) {
-    const m = n.startsWith(TEMP_PREFIX) ? /\.(\d+)\.[0-9a-f]{8}$/.exec(n) : null;
-    if (!m || pidAlive(Number(m[1]))) continue;
+    const pid = parseTempName(n)?.pid;
+    if (pid == null || pidAlive(pid)) continue;
     await fs.rm(path.join(dir, n), { force: true });
     removed.push(n);
   }
   return removed;
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process of this pid exists on this host (EPERM: it exists, it is not ours). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

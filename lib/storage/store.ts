@@ -5,8 +5,9 @@
  * S3-compatible object storage (lib/storage/s3.ts); `readOnly()` (lib/storage/dryrun.ts) wraps
  * either for dry runs. One conformance suite (test/storage/conformance.ts) runs against each.
  *
- * Keys are relative, '/'-separated paths of plain segments (no '', '.', '..', no leading '/'),
- * mirroring the local layout: `<project>/<environment>/database/<id>.dump.zst`.
+ * Keys are relative, '/'-separated paths of plain segments (no '', no leading '/', no segment
+ * starting with '.': those names are the stores' own, such as the local store's `.tmp-…` files and
+ * the target lock `.lock`), mirroring the local layout: `<project>/<environment>/database/<id>.dump.zst`.
  *
  * Promises every Store keeps:
  * - save() is atomic: a reader sees no object, or the old one, or the whole new one; never a
@@ -33,9 +34,11 @@ export interface ObjectInfo {
 
 /** What an interrupted save left behind (a temp file, an unfinished multipart upload). */
 export interface Abandoned {
+  /** The key it was being saved under (as well as the store can tell). */
   key: string;
-  /** Opaque to callers: the store's own handle (temp path, upload id). */
+  /** The store's own handle (local: the temp file's path; S3: the upload id). For messages and removeAbandoned(). */
   handle: string;
+  /** When it was started, or, for a local temp file, last written (a save in progress keeps it fresh). */
   startedAt: Date;
 }
 
@@ -62,10 +65,20 @@ export interface Store {
   list(prefix: string): Promise<ObjectInfo[]>;
   /** Idempotent. */
   remove(key: string): Promise<void>;
-  /** What interrupted saves under `prefix` left, started before `before`. */
+  /**
+   * What interrupted saves under `prefix` left: those started before `before`, and those whose
+   * writer the store knows is gone whatever their age (local: the writer's pid, in the temp name,
+   * is no longer a process on this host). `new Date(0)` asks for the latter only. A save in
+   * progress in a live process is found only once it is older than `before`. Never a complete object.
+   */
   abandoned(prefix: string, before: Date): Promise<Abandoned[]>;
   /** Remove one abandoned temp or upload. Idempotent. */
   removeAbandoned(a: Abandoned): Promise<void>;
+  /**
+   * Optional, for stores on the local filesystem: the file that holds (or would hold) `key`, for
+   * local consumers (restore reads a dump by path, the CLI prints paths, the target lock lives beside).
+   */
+  pathOf?(key: string): string;
 }
 
 export class NotFoundError extends PgfleetError {
@@ -77,12 +90,25 @@ export class NotFoundError extends PgfleetError {
   }
 }
 
-const SEGMENT = /^(?!\.{1,2}$)[^/\0]+$/;
+const SEGMENT = /^[^./\0][^/\0]*$/;
+
+/** Whether `key` is a relative path of plain segments (see the header). */
+export function isKey(key: string): boolean {
+  return key.split('/').every((s) => SEGMENT.test(s));
+}
 
 /** Throws on a key that is not a relative path of plain segments (a bug in the caller). */
 export function checkKey(key: string): string {
-  if (!key.split('/').every((s) => SEGMENT.test(s))) throw new Error(`storage: not a valid key: ${JSON.stringify(key)}`);
+  if (!isKey(key)) throw new Error(`storage: not a valid key: ${JSON.stringify(key)}`);
   return key;
+}
+
+/** Throws on a list/abandoned prefix that no key could start with: '' (everything), 'a/b/', 'a/b/db_2025'. */
+export function checkPrefix(prefix: string): string {
+  const i = prefix.lastIndexOf('/');
+  const last = prefix.slice(i + 1);
+  if ((i >= 0 && !isKey(prefix.slice(0, i))) || last.startsWith('.') || /\0/.test(last)) throw new Error(`storage: not a valid prefix: ${JSON.stringify(prefix)}`);
+  return prefix;
 }
 
 export function joinKey(...parts: string[]): string {
