@@ -12,7 +12,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { EXIT, PgfleetError, type TargetRef } from '../core/errors.js';
+import { EXIT, InternalError, PgfleetError, type TargetRef } from '../core/errors.js';
 import { ensureDir, TEMP_PREFIX, writeFileAtomic } from '../core/fsutil.js';
 import type { DeploymentManifest } from '../formats/manifest.js';
 import type { Repository } from './repository.js';
@@ -32,7 +32,11 @@ export interface BadManifest {
 }
 
 export class ManifestError extends PgfleetError {
-  constructor(file: string, problem: string, target: TargetRef = {}) {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+    target: TargetRef = {},
+  ) {
     super(`deployment manifest ${file}: ${problem}`, EXIT.USAGE, target);
   }
 }
@@ -106,7 +110,7 @@ export async function scanManifests(repo: Repository, project: string, environme
       if (m) manifests.push({ manifest: m, file });
     } catch (e) {
       if (!(e instanceof ManifestError)) throw e;
-      bad.push({ file, problem: e.message.slice(`deployment manifest ${file}: `.length) });
+      bad.push({ file, problem: e.problem });
     }
   }
   manifests.sort((a, b) => compareManifests(a.manifest, b.manifest));
@@ -122,7 +126,7 @@ export function previousRelease(manifests: readonly StoredManifest[], release: s
 export async function saveManifest(repo: Repository, m: DeploymentManifest): Promise<string> {
   const file = manifestPath(repo, m.project, m.environment, m.release);
   const problems = manifestProblems(repo, m.project, m.environment, file, m);
-  if (problems.length) throw new PgfleetError(`internal: manifest does not pass its checks: ${problems.join('; ')}`);
+  if (problems.length) throw new InternalError(`manifest does not pass its checks: ${problems.join('; ')}`);
   await ensureDir(path.dirname(file));
   await writeFileAtomic(file, JSON.stringify(m, null, 2) + '\n');
   return file;

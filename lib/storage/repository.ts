@@ -13,7 +13,7 @@
  */
 import { promises as fs, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { PgfleetError } from '../core/errors.js';
+import { InternalError } from '../core/errors.js';
 import { ensureDir, writeFileAtomic, TEMP_PREFIX } from '../core/fsutil.js';
 import { newestFirst, type BackupMetadata } from '../formats/metadata.js';
 import { schemaProblems } from '../core/schema-files.js';
@@ -69,7 +69,7 @@ export class Repository {
   /** Write (or replace) a backup's metadata atomically. */
   async saveMetadata(meta: BackupMetadata): Promise<string> {
     const problems = schemaProblems('backup-metadata', meta);
-    if (problems.length) throw new PgfleetError(`internal: metadata does not match its schema: ${problems.join('; ')}`);
+    if (problems.length) throw new InternalError(`metadata does not match its schema: ${problems.join('; ')}`);
     const file = this.dumpPath(meta.project, meta.environment, meta.id) + META_EXT;
     await writeFileAtomic(file, JSON.stringify(meta, null, 2) + '\n');
     return file;
