@@ -22,7 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Target } from '../config/load.js';
 import type { Context } from '../runtime/context.js';
 import type { TargetShell } from '../process/container.js';
-import { CommandError, InterruptedError, PgfleetError } from '../core/errors.js';
+import { CommandError, EXIT, InterruptedError, PgfleetError } from '../core/errors.js';
 import { FILE_MODE, publish, removeStaleTemps, tempPathFor } from '../core/fsutil.js';
 import { targetLogger } from '../core/log.js';
 import type { BackupMetadata, BackupType } from '../formats/metadata.js';
@@ -50,16 +50,26 @@ async function containerProblem(ctx: Context, sh: TargetShell): Promise<unknown>
   return ctx.containers.requireRunning(sh.container, sh.ref).then(() => null, (e: unknown) => e);
 }
 
-/** A failed connection (psql) as the operator's problem: a missing database, or no way in. */
+/**
+ * PostgreSQL's clients report a server's error only as text on stderr, and neither a failed
+ * connection nor pg_dump prints its SQLSTATE. So these checks read the typed error's program and
+ * its stderr tail (the server's own message, in English unless the server's lc_messages says
+ * otherwise: then only the generic message is given), never the error's message.
+ */
+const MISSING_DATABASE = /FATAL: +database ".*" does not exist/;
+const LOCK_TIMEOUT = /canceling statement due to lock timeout/;
+const STATEMENT_TIMEOUT = /canceling statement due to statement timeout/;
+
+/** A failed connection (the snapshot session's psql) as the operator's problem: a missing database, or no way in. */
 function connectionProblem(target: Target, sh: TargetShell, e: unknown): unknown {
-  if (!(e instanceof CommandError)) return e;
-  const hint = /does not exist/.test(e.stderrTail) && /database/.test(e.stderrTail) ? `database "${target.database}" does not exist` : 'cannot connect to the database';
-  return new PgfleetError(`${target.project}/${target.environment}: ${hint} (${sh.where}, user ${target.user ?? 'default'}): ${e.stderrTail.trim()}`, 1, sh.ref, { cause: e });
+  if (!(e instanceof CommandError && e.program === 'psql')) return e;
+  const hint = MISSING_DATABASE.test(e.stderrTail) ? `database "${target.database}" does not exist` : 'cannot connect to the database';
+  return new PgfleetError(`${target.project}/${target.environment}: ${hint} (${sh.where}, user ${target.user ?? 'default'}): ${e.stderrTail.trim()}`, EXIT.FAILED, sh.ref, { cause: e });
 }
 
 function checkVersions(target: Target, sh: TargetShell, v: Preflight): Preflight {
   if (majorOf(v.pgDumpVersion) < majorOf(v.serverVersion))
-    throw new PgfleetError(`${target.project}/${target.environment}: pg_dump ${v.pgDumpVersion} is older than the server (${v.serverVersion}); a dump needs pg_dump of the server's major version or newer`, 1, sh.ref);
+    throw new PgfleetError(`${target.project}/${target.environment}: pg_dump ${v.pgDumpVersion} is older than the server (${v.serverVersion}); a dump needs pg_dump of the server's major version or newer`, EXIT.FAILED, sh.ref);
   return v;
 }
 
@@ -103,7 +113,7 @@ async function openSnapshot(ctx: Context, target: Target, sh: TargetShell, sessi
       await session.query(`SET lock_timeout = ${Math.max(1, Math.round(lockWaitMs))}`);
       await session.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const snapshot = (await session.query('SELECT pg_export_snapshot()')).trim();
-      if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new PgfleetError(`unexpected snapshot id from the server: ${JSON.stringify(snapshot)}`, 1, sh.ref);
+      if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new PgfleetError(`unexpected snapshot id from the server: ${JSON.stringify(snapshot)}`, EXIT.FAILED, sh.ref);
       return { snapshot, serverVersion: (await session.query('SHOW server_version')).trim() };
     })(),
   ]);
@@ -199,10 +209,12 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     // pg_dump imports it, the row counts run in it.
     // zstd first: pg_dump's stdout is connected straight to its stdin, so the uncompressed archive
     // never passes through this process (only zstd's output does, to be hashed and written).
-    const zstd = ctx.runner.spawn(['zstd', `-${level}`, '-T0', '-q', '-c'], { what: 'zstd', target: ref });
+    const zstd = ctx.runner.spawn(['zstd', `-${level}`, '-T0', '-q', '-c'], { what: 'zstd', role: 'compress', target: ref });
     procs.push(zstd);
     const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(lockWaitMs)}`, '-w', ...sh.conn(target.database)], {
       what: 'pg_dump',
+      program: 'pg_dump',
+      role: 'dump',
       interactive: true,
       stdoutTo: zstd,
     });
@@ -301,13 +313,13 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
 
 /** A lock wait that ran out (pg_dump's LOCK TABLE, or the row counts' lock_timeout), said plainly. */
 function lockWaitProblem(e: unknown, target: Target, lockWaitMs: number): unknown {
-  if (!(e instanceof CommandError)) return e;
+  if (!(e instanceof CommandError && (e.program === 'pg_dump' || e.program === 'psql'))) return e;
   const tail = e.stderrTail;
-  if (!/canceling statement due to lock timeout/.test(tail) && !(/canceling statement due to statement timeout/.test(tail) && /LOCK TABLE/.test(tail))) return e;
+  if (!LOCK_TIMEOUT.test(tail) && !(STATEMENT_TIMEOUT.test(tail) && /LOCK TABLE/.test(tail))) return e;
   const first = tail.trim().split('\n').find((l) => /ERROR/.test(l))?.trim() ?? tail.trim().split('\n')[0];
   return new PgfleetError(
     `${target.project}/${target.environment}: a table lock was not granted within ${humanMs(lockWaitMs)} (--lock-wait-timeout, or backup.lock_wait_timeout): another session holds a conflicting lock; nothing was dumped (${first})`,
-    1,
+    EXIT.FAILED,
     { project: target.project, environment: target.environment },
     { cause: e },
   );
@@ -324,5 +336,5 @@ function decorate(e: unknown, target: Target): unknown {
   const where = `${target.project}/${target.environment}`;
   const code = (e as NodeJS.ErrnoException)?.code;
   const msg = code === 'ENOSPC' ? 'no space left on the backup volume' : e instanceof Error ? e.message : String(e);
-  return new PgfleetError(`${where}: backup failed: ${msg}`, 1, { project: target.project, environment: target.environment }, { cause: e });
+  return new PgfleetError(`${where}: backup failed: ${msg}`, EXIT.FAILED, { project: target.project, environment: target.environment }, { cause: e });
 }
