@@ -53,9 +53,9 @@ async function chosenBackups(ctx: Context, t: Target, o: VerifyOptions): Promise
   return o.all ? all : all.slice(0, 1);
 }
 
-/** A failure of the backup itself (to record), as opposed to one of the machinery around it. */
+/** A failure of the backup itself (to record): its checks, or the programs that read its bytes (zstd, pg_restore); anything else is the machinery around it. */
 function backupsFault(e: unknown): boolean {
-  return e instanceof VerificationError || (e instanceof CommandError && /\b(pg_restore|zstd)\b/.test(e.command));
+  return e instanceof VerificationError || (e instanceof CommandError && (e.program === 'pg_restore' || e.program === 'zstd'));
 }
 
 /** Verify one backup. The scratch database is dropped whatever happens. */
