@@ -6,7 +6,8 @@
  * reaches a log line or an error; the body is Slack-compatible (`text`, readable) and carries the
  * structured results under `pgfleet`; delivery is retried with backoff a bounded number of times
  * (server errors, 429 and network errors; other 4xx are final); `notify` never throws: a
- * notification that cannot be delivered is logged and the caller's outcome stands.
+ * notification that cannot be delivered is logged and the caller's outcome stands. The body and
+ * every log line are redacted with the run's secrets (ctx.secrets: every target's set and the URL).
  */
 import os from 'node:os';
 import type { Context } from '../runtime/context.js';
@@ -28,7 +29,7 @@ export interface NotifyOptions {
   timeoutMs?: number;
 }
 
-export type NotifyContext = Pick<Context, 'config' | 'env' | 'logger' | 'clock'>;
+export type NotifyContext = Pick<Context, 'config' | 'env' | 'logger' | 'clock' | 'secrets'>;
 
 /** The JSON body: `text` for chat tools, `pgfleet` for machines. */
 export function notificationBody(event: NotifyEvent, at: Date, host = os.hostname()) {
@@ -51,7 +52,8 @@ export async function notify(ctx: NotifyContext, event: NotifyEvent, o: NotifyOp
       log.warn(`notification not sent: platform.notify.webhook_url_env names ${cfg.webhookUrlEnv}, which is not set`);
       return false;
     }
-    const body = JSON.stringify(notificationBody(event, ctx.clock()));
+    const secrets = [...ctx.secrets.all()];
+    const body = JSON.stringify(notificationBody({ ...event, summary: redact(event.summary, secrets), results: redactDeep(event.results, secrets) as unknown[] }, ctx.clock()));
     const attempts = Math.max(1, o.attempts ?? 3);
     let wait = o.backoffMs ?? 500;
     for (let attempt = 1; ; attempt++) {
@@ -70,7 +72,7 @@ export async function notify(ctx: NotifyContext, event: NotifyEvent, o: NotifyOp
         const cause = (e as { cause?: { message?: string } }).cause?.message;
         problem = cause ? `${(e as Error).message}: ${cause}` : String((e as Error)?.message ?? e);
       }
-      problem = redact(problem, secretsOf(url));
+      problem = redact(problem, secrets);
       if (!retry || attempt >= attempts) {
         log.error({ attempts: attempt, error: problem }, 'notification could not be delivered');
         return false;
@@ -80,17 +82,15 @@ export async function notify(ctx: NotifyContext, event: NotifyEvent, o: NotifyOp
       wait *= 2;
     }
   } catch (e) {
-    log.error({ error: redact(String((e as Error)?.message ?? e), url ? secretsOf(url) : []) }, 'notification could not be delivered');
+    log.error({ error: redact(String((e as Error)?.message ?? e), [...ctx.secrets.all()]) }, 'notification could not be delivered');
     return false;
   }
 }
 
-/** The URL and its path: a webhook's token usually is its path. */
-function secretsOf(url: string): string[] {
-  try {
-    const u = new URL(url);
-    return [url, u.pathname + u.search].filter((s) => s.length > 1);
-  } catch {
-    return [url];
-  }
+/** Every string inside `v` redacted. */
+function redactDeep(v: unknown, secrets: readonly string[]): unknown {
+  if (typeof v === 'string') return redact(v, secrets);
+  if (Array.isArray(v)) return v.map((x) => redactDeep(x, secrets));
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, redactDeep(x, secrets)]));
+  return v;
 }

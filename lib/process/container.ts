@@ -6,6 +6,7 @@
 import type { Credentials, Target } from '../config/load.js';
 import { CommandError, EXIT, PgfleetError, type TargetRef } from '../core/errors.js';
 import type { RunOptions, RunResult, Runner, Spawned } from './runner.js';
+import { credentialSecrets } from '../core/redact.js';
 
 /** The container CLI: inspect, start, stop. Its failures are CommandErrors with `program` docker or podman. */
 export class ContainerCli {
@@ -112,7 +113,7 @@ export function libpqEnvFromUrl(url: string): Record<string, string> {
  */
 export class TargetShell {
   readonly ref: TargetRef;
-  private readonly secrets: string[];
+  private readonly secrets: readonly string[];
   private readonly env: Record<string, string | undefined>;
 
   constructor(
@@ -122,6 +123,8 @@ export class TargetShell {
     credentials: Credentials,
     /** Run in this container instead of the target's (verification restores). */
     readonly containerOverride?: string,
+    /** What to redact: the target's set (ctx.secrets), else these credentials' own. */
+    secrets: readonly string[] = credentialSecrets(credentials),
   ) {
     this.ref = { project: target.project, environment: target.environment };
     if (this.container) {
@@ -138,7 +141,7 @@ export class TargetShell {
       // PGSERVICE, PGHOSTADDR…) must not point the dump at another server.
       for (const k of LIBPQ_ENV) if (!(k in this.env)) this.env[k] = undefined;
     }
-    this.secrets = [credentials.password, credentials.databaseUrl, this.env.PGPASSWORD].filter((s): s is string => !!s);
+    this.secrets = secrets;
   }
 
   get container(): string | undefined {

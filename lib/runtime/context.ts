@@ -9,6 +9,7 @@ import { ContainerCli, TargetShell } from '../process/container.js';
 import { createLogger } from '../core/log.js';
 import { Repository } from '../storage/repository.js';
 import { Runner } from '../process/runner.js';
+import { Secrets } from './secrets.js';
 
 export interface Deps {
   runner: Runner;
@@ -27,6 +28,8 @@ export interface Context extends Deps {
   config: LoadedConfig;
   repo: Repository;
   containers: ContainerCli;
+  /** What to redact, one set per target built once (lib/runtime/secrets.ts). */
+  secrets: Secrets;
   shellFor(target: Target, containerOverride?: string): TargetShell;
 }
 
@@ -46,11 +49,13 @@ export function defaultDeps(over: Partial<Deps> = {}): Deps {
 export function contextFor(configFile: string, deps: Deps): Context {
   const config = loadConfig(configFile, deps.env);
   const containers = new ContainerCli(deps.runner, config.platform.containerCli);
+  const secrets = new Secrets(config, deps.env);
   return {
     ...deps,
     config,
     repo: new Repository(config.platform.backupRoot),
     containers,
-    shellFor: (target, containerOverride) => new TargetShell(deps.runner, containers, target, loadCredentials(target, deps.env), containerOverride),
+    secrets,
+    shellFor: (target, containerOverride) => new TargetShell(deps.runner, containers, target, loadCredentials(target, deps.env), containerOverride, secrets.for(target)),
   };
 }

@@ -1,13 +1,14 @@
 /**
  * Project hooks (database.hooks.* in projects.yml): an argv array run through the Runner, never a
- * shell string of ours, with the directory of projects.yml as its working directory.
+ * shell string of ours, with the directory of projects.yml as its working directory and
+ * pgfleet's environment plus `env`.
  *
  * Promises: runHook never throws for the hook's own failure (non-zero exit, killed, not found);
- * it returns the exit code or signal and the redacted tail of the hook's stdout and stderr. It
- * throws InterruptedError when pgfleet itself is interrupted.
+ * it returns the exit code or signal and the tail of the hook's stdout and stderr, redacted with
+ * the target's secrets (ctx.secrets). It throws InterruptedError when pgfleet itself is interrupted.
  */
 import path from 'node:path';
-import { loadCredentials, type Target } from '../config/load.js';
+import type { Target } from '../config/load.js';
 import type { Context } from './context.js';
 import { CommandError, InterruptedError } from '../core/errors.js';
 import type { HookResult } from '../formats/manifest.js';
@@ -16,16 +17,15 @@ import { tail } from '../core/text.js';
 
 const TAIL_BYTES = 2048;
 
-const outputTail = (text: string) => tail(text, TAIL_BYTES).trimEnd();
+const trimmedTail = (text: string) => tail(text, TAIL_BYTES).replace(/\s+$/, '');
 
 /** Run one hook to completion with `env` added to pgfleet's own environment. */
-export async function runHook(ctx: Context, target: Target, name: string, argv: readonly string[], env: Record<string, string>): Promise<HookResult> {
+export async function runHook(ctx: Pick<Context, 'config' | 'runner' | 'signal' | 'secrets'>, target: Target, name: string, argv: readonly string[], env: Record<string, string>): Promise<HookResult> {
   const ref = { project: target.project, environment: target.environment };
-  const creds = loadCredentials(target, ctx.env);
-  const secrets = [creds.password, creds.databaseUrl].filter((s): s is string => !!s);
+  const secrets = ctx.secrets.for(target);
   const cwd = path.dirname(ctx.config.file);
   const started = performance.now();
-  const p = ctx.runner.spawn(argv, { env, cwd, target: ref, what: `${name} hook`, signal: ctx.signal, secrets });
+  const p = ctx.runner.spawn(argv, { env, cwd, target: ref, what: `${name} hook`, signal: ctx.signal, secrets: [...secrets] });
   let out = '';
   p.stdout.on('data', (d: Buffer) => {
     out += d.toString('utf8');
@@ -44,7 +44,7 @@ export async function runHook(ctx: Context, target: Target, name: string, argv: 
     signal = e.signal;
     errTail = e.stderrTail;
   }
-  const parts = [outputTail(out) && `stdout: ${outputTail(out)}`, outputTail(errTail) && `stderr: ${outputTail(errTail)}`].filter(Boolean);
+  const parts = [trimmedTail(out) && `stdout: ${trimmedTail(out)}`, trimmedTail(errTail) && `stderr: ${trimmedTail(errTail)}`].filter(Boolean);
   return {
     argv: [...argv],
     exit_code: exitCode,

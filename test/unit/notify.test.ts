@@ -3,8 +3,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import type { LoadedConfig } from '../../lib/config/load.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { LoadedConfig, Target } from '../../lib/config/load.js';
 import { notify, type NotifyContext } from '../../lib/fleet/notify.js';
+import { Secrets } from '../../lib/runtime/secrets.js';
 
 /** A webhook receiver on 127.0.0.1 that answers with the next status of `plan` (then 200). */
 let server: http.Server;
@@ -30,7 +34,7 @@ function ctx(env: Record<string, string>, on: ('failure' | 'success')[] = ['fail
   const logs: string[] = [];
   const sink = new Writable({ write: (c, _e, cb) => (logs.push(String(c)), cb()) });
   const config = { platform: { notify: { webhookUrlEnv: 'HOOK_URL', on } } } as unknown as LoadedConfig;
-  return { ctx: { config, env, logger: pino({ level: 'debug' }, sink), clock: () => new Date('2025-03-01T02:00:00Z') }, logs };
+  return { ctx: { config, env, logger: pino({ level: 'debug' }, sink), clock: () => new Date('2025-03-01T02:00:00Z'), secrets: new Secrets(config, env) }, logs };
 }
 
 const event = { command: 'scheduled-backup' as const, ok: false, summary: '2 target(s): 1 ok, 1 failed (acme/production)', results: [{ project: 'acme', result: 'failed' }] };
@@ -81,5 +85,25 @@ describe('notify', () => {
     const { ctx: c, logs } = ctx({});
     expect(await notify(c, event, fast)).toBe(false);
     expect(logs.join('\n')).toContain('HOOK_URL, which is not set');
+  });
+
+  it("redacts the body with the run's secrets: every target's set built so far, and the URL", async () => {
+    received.length = 0;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgfleet-unit-notify-'));
+    try {
+      const envFile = path.join(dir, '.env.production');
+      writeFileSync(envFile, 'PGPASSWORD=Tenant-pw-42\n', { mode: 0o600 });
+      const url = `${base}/hooks/T0KEN-s3cret`;
+      const { ctx: c } = ctx({ HOOK_URL: url });
+      c.secrets.for({ project: 'acme', environment: 'production', envFile } as Target);
+      const leaky = { ...event, summary: `1 failed: psql said Tenant-pw-42 to ${url}`, results: [{ project: 'acme', error: 'auth failed for Tenant-pw-42', nested: { at: ['POST /hooks/T0KEN-s3cret'] }, n: 3 }] };
+      expect(await notify(c, leaky, fast)).toBe(true);
+      const text = JSON.stringify(received[0].body);
+      expect(text).not.toContain('Tenant-pw-42');
+      expect(text).not.toContain('T0KEN-s3cret');
+      expect(received[0].body).toMatchObject({ pgfleet: { results: [{ project: 'acme', error: 'auth failed for ***', nested: { at: ['POST ***'] }, n: 3 }] } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { LOG_REDACT_PATHS, redact } from '../../lib/core/redact.js';
+import { credentialSecrets, LOG_REDACT_PATHS, redact, webhookSecrets } from '../../lib/core/redact.js';
 
 describe('redact', () => {
   it('replaces every occurrence of every known secret', () => {
@@ -36,6 +36,27 @@ describe('redact', () => {
     const out = redact('postgresql://app:Pw-77x@h/db', ['Pw-77x', 'postgresql://app:Pw-77x@h/db']);
     expect(out).not.toContain('Pw-77x');
     expect(out).not.toContain('77x');
+  });
+});
+
+describe('the secret forms of credentials and of a webhook URL', () => {
+  it('a password, a DATABASE_URL, and its password as written and decoded', () => {
+    expect(credentialSecrets({ password: 'Pw-1x', databaseUrl: 'postgresql://u:p%2Fq%40r@h/db' })).toEqual(['Pw-1x', 'postgresql://u:p%2Fq%40r@h/db', 'p%2Fq%40r', 'p/q@r']);
+    expect(credentialSecrets({ databaseUrl: 'postgresql://u@h/db' })).toEqual(['postgresql://u@h/db']);
+    expect(credentialSecrets({ databaseUrl: 'postgresql://u:bad%zz@h/db' })).toEqual(['postgresql://u:bad%zz@h/db', 'bad%zz']);
+    expect(credentialSecrets({})).toEqual([]);
+  });
+
+  it('a webhook URL and its path with query (the token), never a bare "/"', () => {
+    expect(webhookSecrets('https://hooks.example/services/T0K?x=1')).toEqual(['https://hooks.example/services/T0K?x=1', '/services/T0K?x=1']);
+    expect(webhookSecrets('https://hooks.example')).toEqual(['https://hooks.example']);
+    expect(webhookSecrets('not a url')).toEqual(['not a url']);
+    expect(webhookSecrets(undefined)).toEqual([]);
+  });
+
+  it('redact replaces the longest first: a URL goes whole even when its password is listed before it', () => {
+    const url = 'https://hooks.example/services/T0K';
+    expect(redact(`posting to ${url}`, ['/services/T0K', url])).toBe('posting to ***');
   });
 });
 

@@ -1,0 +1,40 @@
+/**
+ * The values to redact, built once per target for a whole run and handed to everything that
+ * shows a target's output: its TargetShell (process errors), its hooks (their output tail) and the
+ * notifications that report on the run.
+ *
+ * A target's set: its credentials in every form they take (lib/core/redact.ts credentialSecrets)
+ * and the platform's own secrets (the webhook URL, which every child sees in pgfleet's
+ * environment). Reading a target's env file can throw ConfigError, as loadCredentials does.
+ */
+import { loadCredentials, type LoadedConfig, type Target } from '../config/load.js';
+import { credentialSecrets, webhookSecrets } from '../core/redact.js';
+
+export class Secrets {
+  private readonly byTarget = new Map<string, readonly string[]>();
+  private readonly platform: readonly string[];
+
+  constructor(
+    config: Pick<LoadedConfig, 'platform'>,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {
+    const hook = config.platform.notify.webhookUrlEnv;
+    this.platform = hook ? webhookSecrets(env[hook]) : [];
+  }
+
+  /** This target's set; its env file is read the first time only. */
+  for(target: Target): readonly string[] {
+    const key = `${target.project}/${target.environment}`;
+    let set = this.byTarget.get(key);
+    if (!set) {
+      set = [...new Set([...credentialSecrets(loadCredentials(target, this.env)), ...this.platform])];
+      this.byTarget.set(key, set);
+    }
+    return set;
+  }
+
+  /** Every set built so far in this run, and the platform's: for what reports on many targets at once. */
+  all(): readonly string[] {
+    return [...new Set([...this.platform, ...[...this.byTarget.values()].flat()])];
+  }
+}
