@@ -1,10 +1,17 @@
-/** `pgfleet backup <project> <env> [--type T]`: one backup under the target's lock; prints its path. */
-import { takeBackup, type BackupOptions } from '../backup/take.js';
+/**
+ * `pgfleet backup <project> <env> [--type T] [--release R] [--lock-wait-timeout D]`: one backup.
+ *
+ *   find the target → under its lock: take the backup, then retention (lib/backup/cycle.ts)
+ *   → refresh the metrics textfile → print the dump's path (the last stdout line)
+ *
+ * A failed backup leaves nothing and exits non-zero. A retention failure keeps the backup and
+ * still prints its path, then exits 1 (the cycle's one rule).
+ */
+import { backupCycle } from '../backup/cycle.js';
+import type { BackupOptions } from '../backup/take.js';
 import { findTarget } from '../config/load.js';
-import type { Context } from '../runtime/context.js';
-import { withLock } from '../storage/lock.js';
-import { retainAfterBackup } from './prune.js';
 import { writeMetrics } from '../fleet/metrics.js';
+import type { Context } from '../runtime/context.js';
 import type { StoredBackup } from '../storage/repository.js';
 
 export interface BackupCommandOptions extends BackupOptions {
@@ -14,13 +21,9 @@ export interface BackupCommandOptions extends BackupOptions {
 
 export async function runBackup(ctx: Context, o: BackupCommandOptions): Promise<StoredBackup> {
   const target = findTarget(ctx.config, o.project, o.environment);
-  // Lock, dump, record, then retention (never before the new backup is complete).
-  const b = await withLock(ctx.repo.targetDir(target.project, target.environment), target, `backup --type ${o.type}`, async () => {
-    const taken = await takeBackup(ctx, target, o);
-    await retainAfterBackup(ctx, target);
-    return taken;
-  });
+  const { backup, retentionError } = await backupCycle(ctx, target, { command: `backup --type ${o.type}`, backup: o });
   await writeMetrics(ctx); // never throws: metrics must not fail a backup
-  ctx.out(b.path);
-  return b;
+  ctx.out(backup.path);
+  if (retentionError) throw retentionError;
+  return backup;
 }

@@ -2,26 +2,27 @@
  * `pgfleet scheduled-backup [--project P] [--env E] [--dry-run] [--concurrency N]`: what cron runs
  * nightly. Every enabled target, at most N at once (platform.concurrency, default 2):
  *
- *   lock (held → "busy", not waited on) → takeBackup → retention for that target → unlock
+ *   per target (lib/backup/cycle.ts): lock (held → "busy", not waited on) → takeBackup
+ *     → retention for that target → unlock
  *   then: summary table · metrics textfile · webhook
  *
  * Promises: one target's failure never stops the others; retention runs only after that target's
- * backup succeeded; the exit code is 1 when any target failed (the summary and the log name them),
+ * backup succeeded, and a retention failure marks the target failed ("backup <id> kept, but
+ * retention failed: …"; the backup stays); the exit code is 1 when any target failed (the summary and the log name them),
  * 3 when none failed but some were busy, 0 otherwise. A dry run takes no lock, creates no file or
  * directory, and sends nothing: it lists the targets and what retention would delete once
  * tonight's backup exists.
  */
-import { takeBackup } from '../backup/take.js';
+import { backupCycle } from '../backup/cycle.js';
 import { selectTargets, type Target } from '../config/load.js';
 import type { Context } from '../runtime/context.js';
 import { EXIT, LockBusyError, type ExitCode } from '../core/errors.js';
-import { acquireLock } from '../storage/lock.js';
 import { targetLogger } from '../core/log.js';
 import { writeMetrics } from '../fleet/metrics.js';
 import { notify } from '../fleet/notify.js';
 import { backupStem } from '../storage/repository.js';
 import { humanSize, renderTable } from '../core/text.js';
-import { pruneTarget } from './prune.js';
+import { pruneTarget } from '../fleet/prune.js';
 
 export interface TargetRun {
   project: string;
@@ -71,35 +72,23 @@ export async function runScheduledBackup(ctx: Context, o: { project?: string; en
   return { targets: runs, failed, exitCode: failed.length ? EXIT.FAILED : busy.length ? EXIT.LOCKED : EXIT.OK };
 }
 
-/** One target: lock, back up, then retention. Never throws: the outcome is the result. */
+/** One target: lock, back up, then retention (lib/backup/cycle.ts). Never throws: the outcome is the result. */
 async function backupTarget(ctx: Context, t: Target): Promise<TargetRun> {
   const base = { project: t.project, environment: t.environment };
   const t0 = performance.now();
   const ms = () => Math.round(performance.now() - t0);
-  let lock;
   try {
-    lock = await acquireLock(ctx.repo.targetDir(t.project, t.environment), t, 'scheduled-backup');
+    // No progress lines: those of parallel dumps would interleave.
+    const { backup: b, removed, retentionError } = await backupCycle(ctx, t, { command: 'scheduled-backup', backup: { type: 'scheduled' }, progress: false });
+    const done: TargetRun = { ...base, result: 'ok', id: b.meta.id, path: b.path, size_bytes: b.meta.size_bytes, duration_ms: ms(), removed };
+    // The backup is good; retention failing must still be seen (the cycle's rule: the run fails).
+    return retentionError ? { ...done, result: 'failed', error: retentionError.reason } : done;
   } catch (e) {
     if (e instanceof LockBusyError) {
       targetLogger(ctx.logger, t).warn({ error: e.message }, 'target busy: skipped');
       return { ...base, result: 'busy', duration_ms: ms(), error: e.message };
     }
     return { ...base, result: 'failed', duration_ms: ms(), error: (e as Error).message };
-  }
-  try {
-    const b = await takeBackup({ ...ctx, progress: false }, t, { type: 'scheduled' }); // progress lines of parallel dumps would interleave
-    const done: TargetRun = { ...base, result: 'ok', id: b.meta.id, path: b.path, size_bytes: b.meta.size_bytes, duration_ms: ms() };
-    try {
-      done.removed = (await pruneTarget(ctx, t)).remove.map((r) => r.id);
-    } catch (e) {
-      // The backup is good; retention failing must still be seen.
-      return { ...done, result: 'failed', error: `backup ${b.meta.id} kept, but retention failed: ${(e as Error).message}` };
-    }
-    return { ...done, duration_ms: ms() };
-  } catch (e) {
-    return { ...base, result: 'failed', duration_ms: ms(), error: (e as Error).message };
-  } finally {
-    await lock.release();
   }
 }
 

@@ -1,9 +1,10 @@
 // The built CLI against real PostgreSQL in a real container: exit codes of bad usage and bad
 // config, `config check`, JSON log lines without a TTY, names within one second, file modes under
-// umask 000, the per-target lock (a second run exits 3 at once; a dead run's lock does not block).
+// umask 000, the per-target lock (a second run exits 3 at once; a dead run's lock does not block),
+// a retention failure after a backup (the backup kept, the run failed).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TEMP_PREFIX } from '../../lib/core/fsutil.js';
@@ -111,6 +112,36 @@ describe('pgfleet CLI (real PostgreSQL in a container)', () => {
     const text = await runCli(fleet, ['list', 'acme', 'staging']);
     expect(text.stdout.split('\n')[0]).toMatch(/^TARGET\s+ID\s+TYPE\s+CREATED \(UTC\)\s+SIZE\s+VERIFIED\s+PATH$/);
     expect(text.stdout.split('\n')[1]).toMatch(/^acme\/staging\s+db_20250301_120000Z_2\s+manual\s+2025-03-01 12:00:00Z\s+.*unverified/);
+  });
+
+  it('a retention failure keeps the backup and fails the run: backup prints its path and exits 1, scheduled-backup marks the target failed', async () => {
+    // Retention cannot read the target's deployment manifests: `deployments` is a file, not a directory
+    // (root ignores permission bits, so an unreadable directory would not stop the tests' root user).
+    const deployments = repo.deploymentsDir('acme', 'staging');
+    rmSync(deployments, { recursive: true, force: true });
+    writeFileSync(deployments, 'not a directory\n');
+    try {
+      const before = (await repo.list('acme', 'staging')).length;
+      const r = await runCli(fleet, ['backup', 'acme', 'staging']);
+      expect(r.code, r.stderr).toBe(1);
+      const printed = r.stdout.trim().split('\n').at(-1)!;
+      const listed = await repo.list('acme', 'staging');
+      expect(listed).toHaveLength(before + 1);
+      expect(printed).toBe(listed[0].path);
+      expect(existsSync(printed)).toBe(true);
+      const last = jsonLines(r.stderr).at(-1)!;
+      expect(last).toMatchObject({ project: 'acme', environment: 'staging', exit_code: 1 });
+      expect(last.msg).toMatch(new RegExp(`^acme/staging: backup ${listed[0].meta.id} kept, but retention failed: .*ENOTDIR`));
+
+      const s = await runCli(fleet, ['scheduled-backup', '--project', 'acme', '--env', 'staging']);
+      expect(s.code, s.stderr).toBe(1);
+      const kept = (await repo.list('acme', 'staging'))[0];
+      expect(kept.meta.id).not.toBe(listed[0].meta.id);
+      expect(s.stdout).toMatch(new RegExp(`^acme/staging\\s+FAILED\\s+.*backup ${kept.meta.id} kept, but retention failed: .*ENOTDIR`, 'm'));
+      expect(s.stdout).toContain('1 target(s): 0 ok, 1 failed (acme/staging)');
+    } finally {
+      rmSync(deployments, { force: true });
+    }
   });
 
   it('under umask 000 still writes files 0600 and directories 0700', async () => {

@@ -1,0 +1,76 @@
+/**
+ * One backup under the target's lock, then retention: what `backup`, `predeploy` and
+ * `scheduled-backup` share (ARCHITECTURE.md "The shape of a backup").
+ *
+ *   lock (held by another run: LockBusyError, exit 3, never waited on) → the caller's checks
+ *   → takeBackup → what the caller records about it (a deployment manifest), before retention
+ *   sees it → retention for that target → unlock
+ *
+ * Promises: retention runs only after the new backup is complete (and recorded), so it counts it
+ * and never removes it (it is the newest). A failure before or during the backup is thrown as it
+ * is, with nothing kept (takeBackup's promise). THE rule for a retention failure: the new backup
+ * is complete and stays, and the run fails: the outcome carries a RetentionError (exit 1,
+ * "backup <id> kept, but retention failed: …") which the caller gives after printing what it made
+ * (backup, predeploy: the path is still the last stdout line) or records as the target's failure
+ * (scheduled-backup). Lock released however it ends.
+ */
+import type { Target } from '../config/load.js';
+import { EXIT, PgfleetError } from '../core/errors.js';
+import { targetLogger } from '../core/log.js';
+import { pruneTarget } from '../fleet/prune.js';
+import type { Context } from '../runtime/context.js';
+import { withLock } from '../storage/lock.js';
+import type { StoredBackup } from '../storage/repository.js';
+import { takeBackup, type BackupOptions } from './take.js';
+
+/** The backup is complete and kept; the retention after it failed (exit 1). */
+export class RetentionError extends PgfleetError {
+  /** "backup <id> kept, but retention failed: …", without the target (for a per-target row). */
+  readonly reason: string;
+  constructor(
+    target: Target,
+    readonly backup: StoredBackup,
+    cause: unknown,
+  ) {
+    const reason = `backup ${backup.meta.id} kept, but retention failed: ${(cause as Error)?.message ?? String(cause)}`;
+    super(`${target.project}/${target.environment}: ${reason}`, EXIT.FAILED, { project: target.project, environment: target.environment }, { cause });
+    this.reason = reason;
+  }
+}
+
+export interface CycleOptions<T> {
+  /** What the lock says holds it, e.g. "backup --type manual". */
+  command: string;
+  backup: BackupOptions;
+  /** Checks under the lock before anything is dumped; throwing ends the cycle with nothing done. */
+  before?: () => Promise<void>;
+  /** Records what belongs with the new backup (a manifest) before retention; throwing keeps the backup and skips retention. */
+  record?: (b: StoredBackup) => Promise<T>;
+  /** Show progress lines (default ctx.progress; off where dumps run in parallel). */
+  progress?: boolean;
+}
+
+export interface CycleOutcome<T> {
+  backup: StoredBackup;
+  recorded: T;
+  /** Ids retention removed after the backup. */
+  removed: string[];
+  /** Set when retention failed: the backup stands, the run must fail with this. */
+  retentionError?: RetentionError;
+}
+
+export async function backupCycle<T = undefined>(ctx: Context, target: Target, o: CycleOptions<T>): Promise<CycleOutcome<T>> {
+  return withLock(ctx.repo.targetDir(target.project, target.environment), target, o.command, async () => {
+    await o.before?.();
+    const backup = await takeBackup(o.progress === undefined ? ctx : { ...ctx, progress: o.progress }, target, o.backup);
+    const recorded = (await o.record?.(backup)) as T;
+    try {
+      const removed = (await pruneTarget(ctx, target)).remove.map((r) => r.id);
+      return { backup, recorded, removed };
+    } catch (e) {
+      const retentionError = new RetentionError(target, backup, e);
+      targetLogger(ctx.logger, target).error({ id: backup.meta.id, err: retentionError.reason }, 'retention after the backup failed; the backup is kept, the run fails');
+      return { backup, recorded, removed: [], retentionError };
+    }
+  });
+}
