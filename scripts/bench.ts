@@ -13,6 +13,7 @@ import { stringify } from 'yaml';
 import { Runner } from '../lib/process/runner.js';
 import { Sandbox } from './sandbox/tenants.js';
 import { PACKAGE_ROOT } from '../lib/core/package.js';
+import { EXIT } from '../lib/core/errors.js';
 import { SECTIONS } from './bench/index.js';
 import type { BenchEnv, BigTenant } from './bench/types.js';
 
@@ -145,5 +146,5 @@ async function main() {
 
 main().catch((e) => {
   console.error(e);
-  process.exit(1);
+  process.exit(EXIT.FAILED);
 });

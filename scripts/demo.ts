@@ -13,6 +13,7 @@ import { Runner } from '../lib/process/runner.js';
 import { sampleSql } from './sandbox/sample.js';
 import { Sandbox } from './sandbox/tenants.js';
 import { PACKAGE_ROOT } from '../lib/core/package.js';
+import { EXIT } from '../lib/core/errors.js';
 import { VERBS } from './commands/index.js';
 
 const DIR = path.join(PACKAGE_ROOT, '.demo');
@@ -107,5 +108,5 @@ Clean up (containers pgfleet-demo-*, and .demo/):
 
 main().catch((e) => {
   process.stderr.write(`demo failed: ${e instanceof Error ? e.message : e}\n`);
-  process.exit(1);
+  process.exit(EXIT.FAILED);
 });

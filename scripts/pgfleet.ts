@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 /**
  * pgfleet's CLI: parse arguments, build the context, call lib/commands, map errors to exit codes
- * (lib/errors.ts). SIGINT/SIGTERM abort the work in progress, which cleans up and exits 130.
+ * (the table in lib/core/errors.ts). SIGINT/SIGTERM abort the work in progress, which cleans up and
+ * exits 130. A bug (an InternalError, or anything thrown that is not a PgfleetError) is reported as
+ * one: "internal error (a bug in pgfleet; please report it)", with its stack.
  */
 import { parseArgs } from 'node:util';
 import { configPath } from '../lib/config/load.js';
 import { contextFor, defaultDeps } from '../lib/runtime/context.js';
-import { ConfigError, EXIT, exitCodeOf, formatIssue, PgfleetError, UsageError } from '../lib/core/errors.js';
+import { bugOf, ConfigError, EXIT, exitCodeHelp, exitCodeOf, formatIssue, KINDS, PgfleetError, UsageError } from '../lib/core/errors.js';
+import { redact } from '../lib/core/redact.js';
 import { createLogger } from '../lib/core/log.js';
 import { VERSION } from '../lib/core/package.js';
 import { VERBS } from './commands/index.js';
@@ -19,7 +22,7 @@ function help(): string {
     '',
     ...VERBS.map((v) => `  ${v.usage}\n      ${v.summary}`),
     '',
-    'exit codes: 0 ok · 1 failed · 2 bad usage or config · 3 target locked · 4 verification failed · 130 interrupted',
+    ...exitCodeHelp(),
   ].join('\n');
 }
 
@@ -79,12 +82,20 @@ async function main(argv: string[]): Promise<number> {
   return code;
 }
 
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** What a bug report needs: its type, message and stack (redacted: a bug may carry anything). */
+function bugReport(bug: unknown): { type: string; message: string; stack?: string } {
+  const e = bug instanceof Error ? bug : undefined;
+  return { type: e?.name ?? typeof bug, message: redact(messageOf(bug)), stack: e?.stack ? redact(e.stack) : undefined };
+}
+
 let settled = false;
 // A promise that never settles must not end as a silent exit 0.
 process.on('beforeExit', () => {
   if (!settled) {
-    createLogger().error('internal error (a bug in pgfleet; please report it): work ended without a result');
-    process.exit(EXIT.FAILED);
+    createLogger().error({ kind: 'internal', exit_code: EXIT.INTERNAL }, `${KINDS.internal.meaning}: work ended without a result`);
+    process.exit(EXIT.INTERNAL);
   }
 });
 
@@ -101,8 +112,10 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`pgfleet: ${err.message}\n`);
     } else {
       const logger = createLogger();
-      if (err instanceof PgfleetError) logger.error({ project: err.target.project, environment: err.target.environment, exit_code: err.exitCode }, err.message);
-      else logger.error({ err }, `internal error (a bug in pgfleet; please report it): ${(err as Error)?.message ?? err}`);
+      const bug = bugOf(err);
+      const target = err instanceof PgfleetError ? { project: err.target.project, environment: err.target.environment } : {};
+      if (bug) logger.error({ ...target, kind: 'internal', exit_code: exitCodeOf(err), err: bugReport(bug) }, `${KINDS.internal.meaning}: ${redact(messageOf(err))}`);
+      else logger.error({ ...target, exit_code: exitCodeOf(err) }, (err as PgfleetError).message);
     }
     process.exitCode = exitCodeOf(err);
   },

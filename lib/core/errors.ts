@@ -26,6 +26,11 @@ export function kindRows(): [number, ErrorKind, string][] {
   return (Object.keys(KINDS) as ErrorKind[]).map((k) => [KINDS[k].exit, k, KINDS[k].meaning]);
 }
 
+/** The table as `pgfleet --help` prints it: a heading, then one indented line per kind. */
+export function exitCodeHelp(): string[] {
+  return ['exit codes:', ...kindRows().map(([code, , meaning]) => `  ${String(code).padEnd(4)}${meaning}`)];
+}
+
 /** Exit codes by name (EXIT.VERIFY_FAILED is KINDS['verify-failed'].exit). */
 export const EXIT = {
   OK: KINDS.ok.exit,
