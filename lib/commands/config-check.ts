@@ -1,4 +1,11 @@
-/** `pgfleet config check`: validate projects.yml and the env files; list projects × environments. */
+/**
+ * `pgfleet config check`: is projects.yml (and every env file it implies) usable?
+ *
+ *   load and check projects.yml (every problem at once, exit 2) → check each target's env file
+ *   → print projects × environments and where each is reached → exit 2 if any env file is wrong
+ *
+ * Reads only; needs no container. Secrets are never printed: a bad env file is named, not shown.
+ */
 import { checkEnvFile, loadConfig } from '../config/load.js';
 import type { Deps } from '../runtime/context.js';
 import { ConfigError, type ConfigIssue } from '../core/errors.js';

@@ -1,4 +1,12 @@
-/** `pgfleet list [<project> [<env>]] [--json]`: complete backups only, newest first. */
+/**
+ * `pgfleet list [<project> [<env>]] [--json]`: the complete backups of the selected targets.
+ *
+ *   select the targets → each one's complete backups (lib/storage/repository.ts) → newest first
+ *   → --json: an array of ListedBackup · else a table (target, id, type, time, size, verification, path)
+ *
+ * Read-only: takes no lock, writes nothing. A dump without complete metadata is not a backup and
+ * is never listed.
+ */
 import { selectTargets } from '../config/load.js';
 import type { Context } from '../runtime/context.js';
 import type { StoredBackup } from '../storage/repository.js';
