@@ -25,7 +25,7 @@ export async function runHook(ctx: Pick<Context, 'config' | 'runner' | 'signal' 
   const secrets = ctx.secrets.for(target);
   const cwd = path.dirname(ctx.config.file);
   const started = performance.now();
-  const p = ctx.runner.spawn(argv, { env, cwd, target: ref, what: `${name} hook`, signal: ctx.signal, secrets: [...secrets] });
+  const p = ctx.runner.spawn(argv, { env, cwd, target: ref, what: `${name} hook`, role: 'hook', signal: ctx.signal, secrets: [...secrets] });
   let out = '';
   p.stdout.on('data', (d: Buffer) => {
     out += d.toString('utf8');
