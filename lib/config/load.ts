@@ -10,7 +10,8 @@ import { LineCounter, parseDocument, isMap, isScalar, type Document, type Node a
 import type { z } from 'zod';
 import { ConfigError, UsageError, type ConfigIssue } from '../core/errors.js';
 import { isSegment } from './names.js';
-import { DURATION, ProjectsFile, type DatabaseConfig, type PlatformConfig } from './schema.js';
+import { DURATION, ProjectsFile, type DatabaseConfig, type OffsiteConfig, type PlatformConfig } from './schema.js';
+import { parseS3Url } from './offsite.js';
 
 export interface BackupPolicy {
   enabled: boolean;
@@ -22,6 +23,27 @@ export interface BackupPolicy {
   verify_on_restore: boolean;
   compression_level: number;
   lock_wait_timeout_ms: number;
+}
+
+/** Where and how a target's offsite copies go (platform.offsite, then database.offsite over it). */
+export interface OffsiteSettings {
+  url: string;
+  bucket: string;
+  /** Key prefix, '' for the bucket's root. */
+  prefix: string;
+  endpoint?: string;
+  region?: string;
+  pathStyle: boolean;
+  storageClass?: string;
+  maxAgeMs: number;
+  objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
+  /** Offsite's own tiers; default the target's (or, platform-wide, platform.backup's). */
+  keep: { daily: number; weekly: number; monthly: number };
+}
+
+export interface EncryptionSettings {
+  /** age public keys every encrypted copy is readable by. */
+  ageRecipients: string[];
 }
 
 export interface Target {
@@ -36,6 +58,10 @@ export interface Target {
   backup: BackupPolicy;
   /** configs/<project>/.env.<environment>, next to projects.yml. */
   envFile: string;
+  /** Absent: no offsite copies for this target. */
+  offsite?: OffsiteSettings;
+  /** Absent: not encrypted. */
+  encryption?: EncryptionSettings;
 }
 
 export interface PlatformSettings {
@@ -46,6 +72,9 @@ export interface PlatformSettings {
   verifyContainer?: string;
   notify: { webhookUrlEnv?: string; on: ('failure' | 'success')[] };
   metricsTextfile?: string;
+  /** platform.offsite alone (a project may override or opt out: see Target.offsite). */
+  offsite?: OffsiteSettings;
+  encryption?: EncryptionSettings;
 }
 
 export interface LoadedConfig {
@@ -171,34 +200,76 @@ export function checkConfigText(text: string, file: string): { data?: z.infer<ty
       if (!(env in db.databases))
         issues.push({ file, line: lineOf(doc, lc, [name, 'database', 'app_containers'], env), path: `${name}.database.app_containers.${env}`, message: `no such environment in ${name}.database.databases` });
   }
+  // A project's offsite override needs a url from somewhere.
+  const platformUrl = (raw as { platform?: { offsite?: { url?: unknown } } }).platform?.offsite?.url;
+  for (const [name, proj] of Object.entries(raw as Record<string, { database?: { offsite?: OffsiteConfig } }>)) {
+    const o = name !== 'platform' && proj && typeof proj === 'object' ? proj.database?.offsite : undefined;
+    if (o && typeof o === 'object' && o.enabled !== false && !o.url && !platformUrl)
+      issues.push({ file, line: lineOf(doc, lc, [name, 'database', 'offsite']), path: `${name}.database.offsite`, message: 'no url here and no platform.offsite.url to take it from' });
+  }
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   return issues.length ? { issues } : { data: parsed.data, issues };
+}
+
+/** platform.offsite with a project's override over it (key by key); undefined when off. */
+function resolveOffsite(base: OffsiteConfig | undefined, over: OffsiteConfig | undefined, tiers: { keep_daily: number; keep_weekly: number; keep_monthly: number }, maxAgeMs: number): OffsiteSettings | undefined {
+  if (over?.enabled === false) return undefined;
+  const o = { ...base, ...over };
+  if (!o.url) return undefined;
+  return {
+    url: o.url,
+    ...parseS3Url(o.url),
+    endpoint: o.endpoint,
+    region: o.region,
+    pathStyle: o.path_style ?? false,
+    storageClass: o.storage_class,
+    maxAgeMs: o.max_age ? parseDuration(o.max_age) : maxAgeMs,
+    objectLock: o.object_lock,
+    keep: { daily: o.keep_daily ?? tiers.keep_daily, weekly: o.keep_weekly ?? tiers.keep_weekly, monthly: o.keep_monthly ?? tiers.keep_monthly },
+  };
 }
 
 function resolvePlatform(p: PlatformConfig | undefined, env: NodeJS.ProcessEnv, dir: string): PlatformSettings {
   const root = env.PGFLEET_BACKUP_ROOT || p?.backup_root || DEFAULTS.backup_root;
   const cli = env.PGFLEET_CONTAINER_CLI || p?.container_cli || DEFAULTS.container_cli;
   if (cli !== 'docker' && cli !== 'podman') throw new UsageError(`PGFLEET_CONTAINER_CLI must be docker or podman, not ${JSON.stringify(cli)}`);
+  const maxBackupAgeMs = parseDuration(p?.max_backup_age ?? DEFAULTS.max_backup_age);
+  const tiers = { keep_daily: p?.backup?.keep_daily ?? DEFAULTS.keep_daily, keep_weekly: p?.backup?.keep_weekly ?? DEFAULTS.keep_weekly, keep_monthly: p?.backup?.keep_monthly ?? DEFAULTS.keep_monthly };
   return {
     backupRoot: path.resolve(dir, root),
     containerCli: cli,
     concurrency: p?.concurrency ?? DEFAULTS.concurrency,
-    maxBackupAgeMs: parseDuration(p?.max_backup_age ?? DEFAULTS.max_backup_age),
+    maxBackupAgeMs,
     verifyContainer: p?.verify?.container,
     notify: { webhookUrlEnv: p?.notify?.webhook_url_env, on: p?.notify?.on ?? ['failure'] },
     metricsTextfile: p?.metrics?.textfile ? path.resolve(dir, p.metrics.textfile) : undefined,
+    offsite: resolveOffsite(p?.offsite, undefined, tiers, maxBackupAgeMs),
+    encryption: p?.encryption ? { ageRecipients: p.encryption.age_recipients } : undefined,
   };
 }
 
 function resolveTargets(data: z.infer<typeof ProjectsFile>, dir: string): Target[] {
   const pb = data.platform?.backup ?? {};
+  const maxBackupAgeMs = parseDuration(data.platform?.max_backup_age ?? DEFAULTS.max_backup_age);
   const targets: Target[] = [];
   for (const [project, proj] of Object.entries(data)) {
     if (project === 'platform') continue;
     const db = (proj as { database?: DatabaseConfig }).database;
     if (!db) continue;
     const b = db.backup ?? {};
+    const enc = db.encryption ?? data.platform?.encryption;
     for (const [environment, database] of Object.entries(db.databases)) {
+      const backup: BackupPolicy = {
+        enabled: b.enabled ?? true,
+        retention_days: b.retention_days ?? pb.retention_days ?? DEFAULTS.retention_days,
+        keep_daily: b.keep_daily ?? pb.keep_daily ?? DEFAULTS.keep_daily,
+        keep_weekly: b.keep_weekly ?? pb.keep_weekly ?? DEFAULTS.keep_weekly,
+        keep_monthly: b.keep_monthly ?? pb.keep_monthly ?? DEFAULTS.keep_monthly,
+        pre_migration_days: b.pre_migration_days ?? pb.pre_migration_days ?? DEFAULTS.pre_migration_days,
+        verify_on_restore: b.verify_on_restore ?? true,
+        compression_level: b.compression_level ?? pb.compression_level ?? DEFAULTS.compression_level,
+        lock_wait_timeout_ms: parseDuration(b.lock_wait_timeout ?? pb.lock_wait_timeout ?? DEFAULTS.lock_wait_timeout),
+      };
       targets.push({
         project,
         environment,
@@ -208,17 +279,9 @@ function resolveTargets(data: z.infer<typeof ProjectsFile>, dir: string): Target
         appContainers: db.app_containers?.[environment] ?? [],
         hooks: { rollback: db.hooks?.rollback },
         envFile: path.join(dir, 'configs', project, `.env.${environment}`),
-        backup: {
-          enabled: b.enabled ?? true,
-          retention_days: b.retention_days ?? pb.retention_days ?? DEFAULTS.retention_days,
-          keep_daily: b.keep_daily ?? pb.keep_daily ?? DEFAULTS.keep_daily,
-          keep_weekly: b.keep_weekly ?? pb.keep_weekly ?? DEFAULTS.keep_weekly,
-          keep_monthly: b.keep_monthly ?? pb.keep_monthly ?? DEFAULTS.keep_monthly,
-          pre_migration_days: b.pre_migration_days ?? pb.pre_migration_days ?? DEFAULTS.pre_migration_days,
-          verify_on_restore: b.verify_on_restore ?? true,
-          compression_level: b.compression_level ?? pb.compression_level ?? DEFAULTS.compression_level,
-          lock_wait_timeout_ms: parseDuration(b.lock_wait_timeout ?? pb.lock_wait_timeout ?? DEFAULTS.lock_wait_timeout),
-        },
+        backup,
+        offsite: resolveOffsite(data.platform?.offsite, db.offsite, backup, maxBackupAgeMs),
+        encryption: enc ? { ageRecipients: enc.age_recipients } : undefined,
       });
     }
   }
@@ -287,6 +350,22 @@ export function loadCredentials(target: Target, env: NodeJS.ProcessEnv = process
   };
 }
 
+/** The offsite credentials an env file may hold (the AWS SDK's own variable names). */
+export const OFFSITE_VARS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'] as const;
+
+/**
+ * The environment the offsite store reads credentials from: when the target's env file names
+ * credentials (AWS_ACCESS_KEY_ID or AWS_PROFILE), those of the file only (never a file's key
+ * with the process's secret); otherwise the process environment's. Never projects.yml.
+ */
+export function offsiteEnv(target: Target, env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
+  const vars = readEnvFile(target);
+  const fromFile = vars.AWS_ACCESS_KEY_ID !== undefined || vars.AWS_PROFILE !== undefined;
+  const out: Record<string, string | undefined> = { ...env };
+  for (const k of OFFSITE_VARS) out[k] = fromFile ? vars[k] : env[k];
+  return out;
+}
+
 function readEnvFile(target: Target): Record<string, string> {
   let text: string;
   try {
@@ -311,7 +390,8 @@ export function checkEnvFile(target: Target): ConfigIssue[] {
     return e instanceof ConfigError ? e.issues : [{ file: rel, path: '', message: String(e) }];
   }
   for (const k of Object.keys(vars))
-    if (!['PGPASSWORD', 'DATABASE_URL', 'PGUSER'].includes(k)) issues.push({ file: rel, path: k, message: 'unknown variable (pgfleet reads PGPASSWORD, DATABASE_URL)' });
+    if (!['PGPASSWORD', 'DATABASE_URL', 'PGUSER', ...OFFSITE_VARS].includes(k))
+      issues.push({ file: rel, path: k, message: `unknown variable (pgfleet reads PGPASSWORD, DATABASE_URL, ${OFFSITE_VARS.join(', ')})` });
   if (!target.container) {
     const url = vars.DATABASE_URL ?? process.env.DATABASE_URL;
     if (!url) issues.push({ file: rel, path: 'DATABASE_URL', message: `${target.project}.database has no container, so DATABASE_URL is required` });

@@ -65,15 +65,22 @@ export function ageRecipientProblem(s: string): string | undefined {
   return undefined;
 }
 
-export const s3Url = z.string().superRefine((s, ctx) => {
-  try {
-    parseS3Url(s);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-  }
-});
+/** The zod schema of an s3:// URL; its `pattern` (a looser form of the rules) goes into the JSON Schema. */
+export const s3Url = z
+  .string()
+  .superRefine((s, ctx) => {
+    try {
+      parseS3Url(s);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    }
+  })
+  .meta({ pattern: '^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$', description: 's3://bucket/prefix' });
 
-export const ageRecipient = z.string().superRefine((s, ctx) => {
-  const problem = ageRecipientProblem(s);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
+export const ageRecipient = z
+  .string()
+  .superRefine((s, ctx) => {
+    const problem = ageRecipientProblem(s);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .meta({ pattern: `^age1[${BECH32}]{58}$`, description: 'an age X25519 public key (age-keygen -y prints it)' });

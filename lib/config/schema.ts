@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { containerName, pgIdent, segmentName } from './names.js';
+import { ageRecipient, s3Url } from './offsite.js';
 
 export const DURATION = /^(\d+)(s|m|h|d|w)$/;
 
@@ -29,6 +30,40 @@ export const PlatformBackup = z.strictObject({
   lock_wait_timeout: duration.optional(),
 });
 
+/** An http(s) URL without credentials (those come from the environment, never from here). */
+const endpointUrl = z.string().superRefine((s, ctx) => {
+  let u: URL | undefined;
+  try {
+    u = new URL(s);
+  } catch {
+    /* reported below */
+  }
+  if (!u || !['http:', 'https:'].includes(u.protocol)) ctx.addIssue({ code: 'custom', message: 'expected an http:// or https:// URL' });
+  else if (u.username || u.password) ctx.addIssue({ code: 'custom', message: 'no credentials in the endpoint URL (they come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment or env file)' });
+  else if (u.search || u.hash) ctx.addIssue({ code: 'custom', message: 'no query or fragment in the endpoint URL' });
+});
+
+/** Offsite copies on S3-compatible storage (ARCHITECTURE "Offsite copies and encryption"). */
+export const OffsiteKeys = {
+  url: s3Url,
+  endpoint: endpointUrl.optional(),
+  region: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, { message: 'expected a region name like eu-central-1' }).optional(),
+  path_style: z.boolean().optional(),
+  storage_class: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, { message: 'expected a storage class like STANDARD_IA, GLACIER_IR' }).optional(),
+  max_age: duration.optional(),
+  object_lock: z.strictObject({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), days: z.number().int().min(1).max(36500) }).optional(),
+  ...Tiers,
+};
+
+export const PlatformOffsite = z.strictObject(OffsiteKeys);
+
+/** A project's override: any key of platform.offsite (url too), or `enabled: false` to opt out. */
+export const DatabaseOffsite = z.strictObject({ enabled: z.boolean().optional(), ...OffsiteKeys, url: OffsiteKeys.url.optional() });
+
+export const Encryption = z.strictObject({
+  age_recipients: z.array(ageRecipient).min(1, { message: 'at least one age public key' }),
+});
+
 export const Platform = z.strictObject({
   backup_root: z.string().min(1).optional(),
   container_cli: z.enum(['docker', 'podman']).optional(),
@@ -43,6 +78,8 @@ export const Platform = z.strictObject({
     })
     .optional(),
   metrics: z.strictObject({ textfile: z.string().min(1).optional() }).optional(),
+  offsite: PlatformOffsite.optional(),
+  encryption: Encryption.optional(),
 });
 
 export const DatabaseBackup = z.strictObject({
@@ -65,6 +102,8 @@ export const Database = z.strictObject({
   app_containers: z.record(segmentName('environment name'), z.array(containerName)).optional(),
   hooks: z.strictObject({ rollback: argv.optional() }).optional(),
   backup: DatabaseBackup.optional(),
+  offsite: DatabaseOffsite.optional(),
+  encryption: Encryption.optional(),
 });
 
 /** A project: the deploy system's keys pass through; `database:` is ours. */
@@ -74,6 +113,7 @@ export const ProjectsFile = z.looseObject({ platform: Platform.optional() }).cat
 
 export type PlatformConfig = z.infer<typeof Platform>;
 export type DatabaseConfig = z.infer<typeof Database>;
+export type OffsiteConfig = z.infer<typeof DatabaseOffsite>;
 export type ProjectsFileConfig = z.infer<typeof ProjectsFile>;
 
 /** The keys accepted inside each strict object, for "did you mean" hints. */

@@ -10,6 +10,7 @@ import {
   findTarget,
   loadConfig,
   loadCredentials,
+  offsiteEnv,
   parseDuration,
   selectTargets,
 } from '../../lib/config/load.js';
@@ -359,5 +360,121 @@ describe('small pieces', () => {
         expect((e as Error).message).not.toContain('secret-1');
       }
     }
+  });
+});
+
+describe('offsite and encryption', () => {
+  const R1 = 'age1n2naafff70gynfqk7a03ecp9nl2te3sm0m8wgrnhqdmd4a6g8gys4mjgx8';
+  const R2 = 'age1z6zwp7csy2962lnp9qfn28fmqryyyw7ujxy24mhj02zg0q3jtskqlx7l2e';
+  const DB = `  database:
+    type: postgresql
+    container: db
+    databases: { production: x_production, staging: x_staging }
+`;
+
+  it('resolves platform.offsite with its defaults, and a project override key by key', () => {
+    const { file } = writeConfig(`platform:
+  max_backup_age: 30h
+  backup: { keep_daily: 5 }
+  offsite:
+    url: s3://acme-backups/pgfleet/
+    endpoint: https://s3.eu-central-1.amazonaws.com
+    region: eu-central-1
+    storage_class: STANDARD_IA
+    object_lock: { mode: COMPLIANCE, days: 35 }
+    keep_monthly: 24
+  encryption:
+    age_recipients: [${R1}, ${R2}]
+shop:
+${DB}    backup: { keep_weekly: 9 }
+    offsite: { url: 's3://shop-bucket', path_style: true, max_age: 2d, object_lock: { mode: GOVERNANCE, days: 7 } }
+    encryption: { age_recipients: [${R2}] }
+plain:
+${DB}quiet:
+${DB}    offsite: { enabled: false }
+`);
+    const c = loadConfig(file, {});
+    expect(c.platform.offsite).toEqual({
+      url: 's3://acme-backups/pgfleet/',
+      bucket: 'acme-backups',
+      prefix: 'pgfleet',
+      endpoint: 'https://s3.eu-central-1.amazonaws.com',
+      region: 'eu-central-1',
+      pathStyle: false,
+      storageClass: 'STANDARD_IA',
+      maxAgeMs: 30 * 3600_000,
+      objectLock: { mode: 'COMPLIANCE', days: 35 },
+      keep: { daily: 5, weekly: 4, monthly: 24 },
+    });
+    expect(c.platform.encryption).toEqual({ ageRecipients: [R1, R2] });
+    const shop = findTarget(c, 'shop', 'production');
+    expect(shop.offsite).toMatchObject({ bucket: 'shop-bucket', prefix: '', endpoint: 'https://s3.eu-central-1.amazonaws.com', pathStyle: true, maxAgeMs: 2 * 86400_000, objectLock: { mode: 'GOVERNANCE', days: 7 }, keep: { daily: 5, weekly: 9, monthly: 24 } });
+    expect(shop.encryption).toEqual({ ageRecipients: [R2] });
+    expect(findTarget(c, 'plain', 'staging')).toMatchObject({ offsite: { bucket: 'acme-backups', prefix: 'pgfleet' }, encryption: { ageRecipients: [R1, R2] } });
+    expect(findTarget(c, 'quiet', 'production').offsite).toBeUndefined();
+    // Without offsite keys nothing changes: no offsite, no encryption.
+    const seed = loadConfig(writeConfig(SEED).file, {});
+    expect(seed.platform.offsite).toBeUndefined();
+    expect(seed.targets[0]).toMatchObject({ offsite: undefined, encryption: undefined });
+  });
+
+  it('rejects bad URLs, bucket names, endpoints, recipients and lock settings, each with its line', () => {
+    const typo = R1.slice(0, -1) + (R1.endsWith('q') ? 'p' : 'q');
+    const issues = issuesOf(`platform:
+  offsite:
+    url: https://acme-backups/pgfleet
+    endpoint: https://AKIA:secret@s3.example.com
+    storage_clas: GLACIER
+    object_lock: { mode: compliance, days: 0 }
+  encryption:
+    age_recipients: [age1abc, ${typo}]
+a:
+${DB}    offsite: { url: 's3://Acme_Backups/x' }
+b:
+${DB}    offsite: { url: 's3://ab/x' }
+c:
+${DB}    offsite: { url: 's3://192.168.1.1/x' }
+d:
+${DB}    offsite: { url: 's3://good-bucket/a//b' }
+e:
+${DB}    encryption: { age_recipients: [] }
+`);
+    const lines = issues.map((i) => `${i.line} ${i.path}: ${i.message}`);
+    expect(lines).toEqual([
+      '3 platform.offsite.url: expected s3://bucket/prefix',
+      expect.stringMatching(/^4 platform\.offsite\.endpoint: no credentials in the endpoint URL/),
+      '5 platform.offsite.storage_clas: unknown key (did you mean "storage_class"?)',
+      expect.stringMatching(/^6 platform\.offsite\.object_lock\.mode: /),
+      expect.stringMatching(/^6 platform\.offsite\.object_lock\.days: /),
+      '8 platform.encryption.age_recipients.0: expected an age public key: "age1" followed by 58 characters (age-keygen -y prints it); this one has 3',
+      '8 platform.encryption.age_recipients.1: not a valid age public key: its checksum does not match (a typo?)',
+      expect.stringMatching(/^14 a\.database\.offsite\.url: not a valid bucket name "Acme_Backups": a bucket name has lowercase letters/),
+      expect.stringMatching(/^20 b\.database\.offsite\.url: not a valid bucket name "ab": a bucket name has 3 to 63 characters/),
+      expect.stringMatching(/^26 c\.database\.offsite\.url: .*not an IP address/),
+      expect.stringMatching(/^32 d\.database\.offsite\.url: the key prefix is/),
+      '38 e.database.encryption.age_recipients: at least one age public key',
+    ]);
+    expect(JSON.stringify(issues)).not.toContain('secret@');
+  });
+
+  it('a project override without a url needs platform.offsite.url', () => {
+    expect(issuesOf(`shop:\n${DB}    offsite: { keep_monthly: 3 }\n`)).toEqual([
+      { file: 'projects.yml', line: 6, path: 'shop.database.offsite', message: 'no url here and no platform.offsite.url to take it from' },
+    ]);
+    expect(issuesOf(`shop:\n${DB}    offsite: { enabled: false }\n`)).toEqual([]);
+  });
+
+  it("offsite credentials come from the env file's AWS_* variables, else the environment's, never mixed", () => {
+    const { dir, file } = writeConfig(`platform:\n  offsite: { url: 's3://acme-backups' }\nshop:\n${DB}`);
+    const c = loadConfig(file, {});
+    const t = findTarget(c, 'shop', 'production');
+    const procEnv = { AWS_ACCESS_KEY_ID: 'PROCKEY', AWS_SECRET_ACCESS_KEY: 'procsecret', HOME: '/home/x' };
+    expect(offsiteEnv(t, procEnv)).toMatchObject(procEnv);
+    mkdirSync(path.join(dir, 'configs', 'shop'), { recursive: true });
+    writeFileSync(t.envFile, 'PGPASSWORD=pw\nAWS_ACCESS_KEY_ID=FILEKEY\n', { mode: 0o600 });
+    expect(offsiteEnv(t, procEnv)).toMatchObject({ AWS_ACCESS_KEY_ID: 'FILEKEY', AWS_SECRET_ACCESS_KEY: undefined, HOME: '/home/x' });
+    writeFileSync(t.envFile, 'AWS_ACCESS_KEY_ID=FILEKEY\nAWS_SECRET_ACCESS_KEY=filesecret\nAWS_REGIONN=x\n', { mode: 0o600 });
+    expect(offsiteEnv(t, procEnv)).toMatchObject({ AWS_ACCESS_KEY_ID: 'FILEKEY', AWS_SECRET_ACCESS_KEY: 'filesecret' });
+    expect(checkEnvFile(t).map((i) => i.path)).toEqual(['AWS_REGIONN']);
   });
 });
