@@ -36,7 +36,7 @@ import { fromIni } from '@aws-sdk/credential-provider-ini';
 import { PgfleetError, InterruptedError, EXIT } from '../core/errors.js';
 import { redact } from '../core/redact.js';
 import { parseS3Url } from '../config/offsite.js';
-import { NotFoundError, checkKey, type Abandoned, type ObjectInfo, type SaveOptions, type SaveResult, type Store } from './store.js';
+import { NotFoundError, checkKey, checkPrefix, isKey, type Abandoned, type ObjectInfo, type SaveOptions, type SaveResult, type Store } from './store.js';
 
 export interface S3StoreOptions {
   /** s3://bucket[/prefix] */
@@ -56,6 +56,9 @@ export interface S3StoreOptions {
 }
 
 export class S3StoreError extends PgfleetError {}
+
+/** An abort's reason for InterruptedError: 'SIGTERM' whether given as a string or an Error. */
+const reasonOf = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'SIGINT'));
 
 const MiB = 1024 * 1024;
 
@@ -132,7 +135,7 @@ export class S3Store implements Store {
   async save(key: string, data: Readable | Buffer | string, o: SaveOptions = {}): Promise<SaveResult> {
     const Key = this.full(key);
     const signal = o.signal;
-    if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
+    if (signal?.aborted) throw new InterruptedError(reasonOf(signal));
     let size = 0;
     const counted = new Transform({
       transform(chunk: Buffer, _enc, cb) {
@@ -166,7 +169,7 @@ export class S3Store implements Store {
     } catch (e) {
       counted.destroy();
       source.destroy();
-      if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
+      if (signal?.aborted) throw new InterruptedError(reasonOf(signal));
       // The source's own failure (a dump that died) is the save's reason, not the service.
       if (sourceError instanceof PgfleetError) throw sourceError;
       if (sourceError) throw new S3StoreError(redact(`${this.location}: save ${key}: the source failed, upload aborted: ${(sourceError as Error).message}`, this.secrets));
@@ -194,8 +197,9 @@ export class S3Store implements Store {
   }
 
   async load(key: string, o: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const Key = this.full(key);
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key) }), { abortSignal: o.signal });
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }), { abortSignal: o.signal });
       const body = r.Body as Readable;
       return o.signal ? addAbortSignal(o.signal, body) : body;
     } catch (e) {
@@ -205,8 +209,9 @@ export class S3Store implements Store {
   }
 
   async read(key: string): Promise<Buffer> {
+    const Key = this.full(key);
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key) }));
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
       return Buffer.from(await r.Body!.transformToByteArray());
     } catch (e) {
       if ((e as { name?: string }).name === 'NoSuchKey') throw new NotFoundError(key, this.location);
@@ -215,8 +220,9 @@ export class S3Store implements Store {
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
+    const Key = this.full(key);
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.full(key) }));
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
       return { key, size: r.ContentLength ?? 0, mtime: r.LastModified ?? new Date(0) };
     } catch (e) {
       if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404 && (e as { name?: string }).name !== 'NoSuchBucket') return null;
@@ -225,6 +231,7 @@ export class S3Store implements Store {
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {
+    checkPrefix(prefix);
     const base = this.base();
     const out: ObjectInfo[] = [];
     let ContinuationToken: string | undefined;
@@ -233,7 +240,7 @@ export class S3Store implements Store {
         const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base + prefix, ContinuationToken }));
         for (const c of r.Contents ?? []) {
           const key = c.Key!.slice(base.length);
-          if (validKey(key)) out.push({ key, size: c.Size ?? 0, mtime: c.LastModified ?? new Date(0) });
+          if (isKey(key)) out.push({ key, size: c.Size ?? 0, mtime: c.LastModified ?? new Date(0) });
         }
         ContinuationToken = r.IsTruncated ? r.NextContinuationToken : undefined;
       } while (ContinuationToken);
@@ -260,6 +267,7 @@ export class S3Store implements Store {
   }
 
   async abandoned(prefix: string, before: Date): Promise<Abandoned[]> {
+    checkPrefix(prefix);
     const base = this.base();
     const out: Abandoned[] = [];
     let KeyMarker: string | undefined;
@@ -269,7 +277,7 @@ export class S3Store implements Store {
         const r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: base + prefix, KeyMarker, UploadIdMarker }));
         for (const u of r.Uploads ?? []) {
           const key = u.Key!.slice(base.length);
-          if (u.UploadId && u.Initiated && u.Initiated < before && validKey(key)) out.push({ key, handle: u.UploadId, startedAt: u.Initiated });
+          if (u.UploadId && u.Initiated && u.Initiated < before && isKey(key)) out.push({ key, handle: u.UploadId, startedAt: u.Initiated });
         }
         [KeyMarker, UploadIdMarker] = r.IsTruncated ? [r.NextKeyMarker, r.NextUploadIdMarker] : [undefined, undefined];
       } while (KeyMarker);
@@ -280,20 +288,12 @@ export class S3Store implements Store {
   }
 
   async removeAbandoned(a: Abandoned): Promise<void> {
+    const Key = this.full(a.key);
     try {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.full(a.key), UploadId: a.handle }));
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: a.handle }));
     } catch (e) {
       if ((e as { name?: string }).name === 'NoSuchUpload') return;
       throw this.fail('abort upload', a.key, e);
     }
-  }
-}
-
-function validKey(key: string): boolean {
-  try {
-    checkKey(key);
-    return true;
-  } catch {
-    return false;
   }
 }
