@@ -84,10 +84,17 @@ async function main(argv: string[]): Promise<number> {
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-/** What a bug report needs: its type, message and stack (redacted: a bug may carry anything). */
-function bugReport(bug: unknown): { type: string; message: string; stack?: string } {
-  const e = bug instanceof Error ? bug : undefined;
-  return { type: e?.name ?? typeof bug, message: redact(messageOf(bug)), stack: e?.stack ? redact(e.stack) : undefined };
+/**
+ * The bug as the log shows it (pino's `err`: type, message, stack, causes), its message and stack
+ * redacted: a bug may carry anything. A copy of the same class, so its type is the bug's own.
+ */
+function bugReport(bug: unknown, depth = 0): Error {
+  const e = bug instanceof Error ? bug : new Error(messageOf(bug));
+  const copy = Object.create(Object.getPrototypeOf(e) as object) as Error;
+  Object.defineProperty(copy, 'message', { value: redact(e.message) });
+  Object.defineProperty(copy, 'stack', { value: e.stack ? redact(e.stack) : undefined });
+  if (e.cause !== undefined && depth < 4) Object.defineProperty(copy, 'cause', { value: bugReport(e.cause, depth + 1) });
+  return copy;
 }
 
 let settled = false;
