@@ -57,6 +57,23 @@ export interface S3StoreOptions {
 
 export class S3StoreError extends PgfleetError {}
 
+/**
+ * Make a client without the SDK's multi-line notice that its releases after January 2027 need
+ * Node 22 (emitted once, as the first client is made): off a TTY, stderr carries JSON log lines
+ * only. The notice is for whoever upgrades the locked SDK, not for an operator.
+ */
+function quietly<T>(make: () => T): T {
+  const KEY = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
+  const before = process.env[KEY];
+  process.env[KEY] = 'true';
+  try {
+    return make();
+  } finally {
+    if (before === undefined) delete process.env[KEY];
+    else process.env[KEY] = before;
+  }
+}
+
 /** An abort's reason for InterruptedError: 'SIGTERM' whether given as a string or an Error. */
 const reasonOf = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'SIGINT'));
 
@@ -97,7 +114,7 @@ export class S3Store implements Store {
     const env = o.env ?? process.env;
     const creds = credentialsFrom(env);
     this.secrets = creds.secrets;
-    this.client = new S3Client({
+    this.client = quietly(() => new S3Client({
       endpoint: o.endpoint,
       region: o.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
       forcePathStyle: o.pathStyle ?? false,
@@ -106,7 +123,7 @@ export class S3Store implements Store {
       requestHandler: { connectionTimeout: o.connectTimeoutMs ?? 5000, socketTimeout: o.idleTimeoutMs ?? 30_000 },
       requestChecksumCalculation: o.endpoint ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
       responseChecksumValidation: o.endpoint ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
-    });
+    }));
   }
 
   private full(key: string): string {
