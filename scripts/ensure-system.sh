@@ -31,7 +31,9 @@ if [ ${#need[@]} -gt 0 ] || [ ${#ceph[@]} -gt 0 ]; then
 fi
 id postgres >/dev/null 2>&1 || { echo "pgfleet: the postgres system user is missing (package postgresql-15 creates it)" >&2; exit 1; }
 
-if [ ! -x node_modules/.bin/tsc ] || [ ! -x node_modules/.bin/vitest ]; then
-  echo "pgfleet: installing npm dependencies" >&2
-  npm install --no-audit --no-fund >&2
+# npm dependencies exactly as package-lock.json pins them (`npm ci`), when node_modules is missing
+# or older than the lock file (npm records each install in node_modules/.package-lock.json).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "pgfleet: installing npm dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund >&2
 fi

@@ -33,6 +33,18 @@ export interface ProjectSpec {
   extra?: Record<string, unknown>;
 }
 
+/**
+ * The container CLI written into the tests' projects.yml: podman, or docker with
+ * PGF_TEST_CONTAINER_CLI=docker (DOCKER_HOST then points the Docker CLI at podman's Docker API
+ * service, scripts/ci/with-docker-api.sh). Only pgfleet's own calls change: the sandbox starts and inspects its
+ * containers with podman either way. Any other value fails the run rather than testing podman again.
+ * (Not a PGFLEET_ name: hooks get the run's PGFLEET_* variables, and the deploy test lists them.)
+ */
+export const TEST_CONTAINER_CLI = ((v = process.env.PGF_TEST_CONTAINER_CLI || 'podman') => {
+  if (v !== 'podman' && v !== 'docker') throw new Error(`PGF_TEST_CONTAINER_CLI must be podman or docker, not ${JSON.stringify(v)}`);
+  return v;
+})();
+
 export function uniquePrefix(): string {
   return `pgf${process.pid.toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 }
@@ -74,7 +86,7 @@ export class TestFleet {
 
   /** (Re)write projects.yml and configs/<project>/.env.<env> from the specs. */
   writeConfig(): void {
-    const doc: Record<string, unknown> = { platform: { backup_root: this.backupRoot, container_cli: 'podman', ...this.platform } };
+    const doc: Record<string, unknown> = { platform: { backup_root: this.backupRoot, container_cli: TEST_CONTAINER_CLI, ...this.platform } };
     for (const p of this.projects) {
       doc[p.project] = {
         ...p.extra,

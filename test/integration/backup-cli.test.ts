@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { TEMP_PREFIX } from '../../lib/core/fsutil.js';
 import { Repository } from '../../lib/storage/repository.js';
-import { TestFleet } from '../helpers.js';
+import { TEST_CONTAINER_CLI, TestFleet } from '../helpers.js';
 import { fillBigTable, jsonLines, runCli, startCli, tempDump, waitFor, whileStreaming } from './support.js';
 
 describe('pgfleet CLI (real PostgreSQL in a container)', () => {
@@ -66,7 +66,7 @@ describe('pgfleet CLI (real PostgreSQL in a container)', () => {
       expect(lines[0]).toMatch(/^PROJECT\s+ENVIRONMENT\s+DATABASE\s+REACHED THROUGH\s+BACKUP$/);
       expect(lines.slice(1, 3).map((l) => l.split(/\s+/).slice(0, 3).join(' '))).toEqual(['acme production acme_production', 'acme staging acme_staging']);
       expect(lines[1]).toContain(`container ${fleet.container('acme')}`);
-      expect(lines.at(-1)).toBe(`2 target(s); backup_root ${fleet.backupRoot}; container CLI podman`);
+      expect(lines.at(-1)).toBe(`2 target(s); backup_root ${fleet.backupRoot}; container CLI ${TEST_CONTAINER_CLI}`);
     });
 
     it('exits 2 on an env file others can read, naming the file, never its values', async () => {
