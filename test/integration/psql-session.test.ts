@@ -94,17 +94,18 @@ describe('PsqlSession (real PostgreSQL 15 in a container)', () => {
 
   // Through `docker exec`, ending the client cannot stop a statement already running inside the
   // container: psql there finishes it, then reads the end of its input and quits, and the server
-  // rolls back what was open. So the waits below are short statements (2 s), and the promise
-  // checked is: the caller is released at once, the backend ends, nothing open is committed.
+  // rolls back what was open. So the waits below are short statements (6 s), and the promise
+  // checked is: the caller is released at once (well before the statement could end), the backend
+  // ends, nothing open is committed.
   it('kill ends it: the query running rejects at once, so does every later one, and its backend goes away', async () => {
     const s = session();
     await s.query('SELECT 1');
-    const long = s.query('SELECT pg_sleep(2) /* pgfleet-test-kill */');
+    const long = s.query('SELECT pg_sleep(6) /* pgfleet-test-kill */');
     await waitFor(async () => (await running('%pgfleet-test-kill%')) === '1');
     const started = Date.now();
     s.kill();
     await expect(long).rejects.toBeInstanceOf(Error);
-    expect(Date.now() - started).toBeLessThan(1500);
+    expect(Date.now() - started).toBeLessThan(4000);
     await expect(s.query('SELECT 1')).rejects.toThrow();
     await waitFor(async () => (await running('%pgfleet-test-kill%')) === '0');
   });
@@ -112,14 +113,14 @@ describe('PsqlSession (real PostgreSQL 15 in a container)', () => {
   it('an aborted signal interrupts the running query (InterruptedError at once), ends the session and rolls back what was open', async () => {
     const s = session();
     const ac = new AbortController();
-    const q = s.query('BEGIN; INSERT INTO items VALUES (99); SELECT pg_sleep(2) /* pgfleet-test-abort */', ac.signal);
+    const q = s.query('BEGIN; INSERT INTO items VALUES (99); SELECT pg_sleep(6) /* pgfleet-test-abort */', ac.signal);
     await waitFor(async () => (await running('%pgfleet-test-abort%')) === '1');
     const started = Date.now();
     ac.abort('SIGINT');
     const e = await q.catch((x) => x);
     expect(e).toBeInstanceOf(InterruptedError);
     expect(e.message).toMatch(/SIGINT/);
-    expect(Date.now() - started).toBeLessThan(1500);
+    expect(Date.now() - started).toBeLessThan(4000);
     await expect(s.query('SELECT 1')).rejects.toBeInstanceOf(InterruptedError);
     await waitFor(async () => (await running('%pgfleet-test-abort%')) === '0');
     expect((await fleet.sql('shop', 'shop_production', 'SELECT count(*) FROM items')).trim()).toBe('3');
@@ -142,7 +143,7 @@ describe('PsqlSession (real PostgreSQL 15 in a container)', () => {
   });
 });
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > until) throw new Error('timed out waiting');
