@@ -12,7 +12,7 @@
  *   metadata of 10,000 backups) they are several times faster than as many promises, and each
  *   call is short. load() streams in 1 MiB chunks.
  */
-import { close as closeCb, closeSync, fstatSync, constants, createReadStream, createWriteStream, fchmod as fchmodCb, fstat as fstatCb, fsync as fsyncCb, open as openCb, openSync, promises as fs, readdirSync, readFileSync, statSync, write as writeCb, writev as writevCb, type Dirent } from 'node:fs';
+import { close as closeCb, closeSync, fstatSync, constants, createReadStream, createWriteStream, fchmod as fchmodCb, fstat as fstatCb, fsync as fsyncCb, open as openCb, openSync, promises as fs, readdirSync, readSync, statSync, write as writeCb, writev as writevCb, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -37,6 +37,9 @@ function streamTo(fd: number) {
   return createWriteStream('', { fd, autoClose: false, highWaterMark: 1 << 20, fs: noClose as never });
 }
 
+/** read()'s scratch space: a synchronous read never shares it. */
+const SCRATCH = Buffer.allocUnsafe(1 << 16);
+
 const missing = (e: unknown) => ['ENOENT', 'ENOTDIR', 'EISDIR'].includes((e as NodeJS.ErrnoException)?.code ?? '');
 
 export class LocalStore implements Store {
@@ -47,21 +50,27 @@ export class LocalStore implements Store {
   }
 
   pathOf(key: string): string {
-    return path.join(this.location, ...checkKey(key).split('/'));
+    checkKey(key);
+    return path.sep === '/' ? (this.location.endsWith('/') ? this.location : this.location + '/') + key : path.join(this.location, ...key.split('/'));
   }
 
   async save(key: string, data: Readable | Buffer | string, o: SaveOptions = {}): Promise<SaveResult> {
-    const final = this.pathOf(key);
+    // A stream's error before the write starts (while the temp is being created) is kept, not left unheard.
+    const stream = data instanceof Readable ? data : null;
+    let early: { error: unknown } | undefined;
+    const onEarly = (error: unknown) => (early ??= { error });
+    stream?.on('error', onEarly);
     let fd: number | undefined;
     let temp: string | undefined;
     try {
+      const final = this.pathOf(key);
       o.signal?.throwIfAborted();
       await ensureDir(path.dirname(final));
       temp = tempPathFor(final);
       fd = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
       await fchmod(fd, FILE_MODE);
-      const source = typeof data === 'string' || Buffer.isBuffer(data) ? Readable.from([Buffer.from(data)]) : data;
-      await pipeline(source, streamTo(fd), { signal: o.signal });
+      if (early) throw early.error;
+      await pipeline(stream ?? Readable.from([Buffer.from(data as Buffer | string)]), streamTo(fd), { signal: o.signal });
       await fsync(fd);
       const { size } = await fstat(fd);
       const closing = fd;
@@ -73,10 +82,12 @@ export class LocalStore implements Store {
       await fsyncDir(path.dirname(final));
       return { key, size };
     } catch (e) {
-      if (data instanceof Readable && !data.destroyed) data.destroy();
+      if (stream && !stream.destroyed) stream.destroy();
       if (fd !== undefined) await close(fd).catch(() => undefined);
       if (temp) await fs.rm(temp, { force: true }).catch(() => undefined);
       throw e;
+    } finally {
+      stream?.off('error', onEarly);
     }
   }
 
@@ -97,11 +108,24 @@ export class LocalStore implements Store {
   }
 
   async read(key: string): Promise<Buffer> {
+    const file = this.pathOf(key);
+    let fd: number;
     try {
-      return readFileSync(this.pathOf(key));
+      fd = openSync(file, 'r');
     } catch (e) {
       if (missing(e)) throw new NotFoundError(key, this.location);
       throw e;
+    }
+    try {
+      // Into one scratch buffer, to the end: no fstat, no growing buffer for a small object.
+      const parts: Buffer[] = [];
+      for (let n; (n = readSync(fd, SCRATCH, 0, SCRATCH.length, null)) > 0; ) parts.push(Buffer.from(SCRATCH.subarray(0, n)));
+      return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    } catch (e) {
+      if (missing(e)) throw new NotFoundError(key, this.location);
+      throw e;
+    } finally {
+      closeSync(fd);
     }
   }
 
@@ -118,6 +142,14 @@ export class LocalStore implements Store {
       if (st?.isFile()) out.push({ key: keyDir + e.name, size: st.size, mtime: st.mtime });
     });
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async keys(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    this.walk(prefix, (dir, keyDir, e) => {
+      if (!e.name.startsWith('.') && (e.isFile() || (e.isSymbolicLink() && statSync(path.join(dir, e.name), { throwIfNoEntry: false })?.isFile()))) out.push(keyDir + e.name);
+    });
+    return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   async remove(key: string): Promise<void> {

@@ -23,7 +23,7 @@
  *   abandoned() and never listed.
  */
 import type { Readable } from 'node:stream';
-import { PgfleetError, EXIT } from '../core/errors.js';
+import { PgfleetError, EXIT, InternalError } from '../core/errors.js';
 
 export interface ObjectInfo {
   key: string;
@@ -63,6 +63,11 @@ export interface Store {
   stat(key: string): Promise<ObjectInfo | null>;
   /** Complete objects whose key starts with `prefix`, sorted by key. */
   list(prefix: string): Promise<ObjectInfo[]>;
+  /**
+   * Optional: list()'s keys alone, where that is cheaper (local: no stat per file, which for the
+   * metadata of 10,000 backups is a third of the time). Same promises as list().
+   */
+  keys?(prefix: string): Promise<string[]>;
   /** Idempotent. */
   remove(key: string): Promise<void>;
   /**
@@ -90,16 +95,16 @@ export class NotFoundError extends PgfleetError {
   }
 }
 
-const SEGMENT = /^[^./\0][^/\0]*$/;
+const KEY = /^[^./\0][^/\0]*(?:\/[^./\0][^/\0]*)*$/;
 
 /** Whether `key` is a relative path of plain segments (see the header). */
 export function isKey(key: string): boolean {
-  return key.split('/').every((s) => SEGMENT.test(s));
+  return KEY.test(key);
 }
 
 /** Throws on a key that is not a relative path of plain segments (a bug in the caller). */
 export function checkKey(key: string): string {
-  if (!isKey(key)) throw new Error(`storage: not a valid key: ${JSON.stringify(key)}`);
+  if (!isKey(key)) throw new InternalError(`storage: not a valid key: ${JSON.stringify(key)}`);
   return key;
 }
 
@@ -107,7 +112,7 @@ export function checkKey(key: string): string {
 export function checkPrefix(prefix: string): string {
   const i = prefix.lastIndexOf('/');
   const last = prefix.slice(i + 1);
-  if ((i >= 0 && !isKey(prefix.slice(0, i))) || last.startsWith('.') || /\0/.test(last)) throw new Error(`storage: not a valid prefix: ${JSON.stringify(prefix)}`);
+  if ((i >= 0 && !isKey(prefix.slice(0, i))) || last.startsWith('.') || /\0/.test(last)) throw new InternalError(`storage: not a valid prefix: ${JSON.stringify(prefix)}`);
   return prefix;
 }
 

@@ -66,7 +66,12 @@ export function describeStore(name: string, make: () => Promise<StoreUnderTest>,
     let store: Store;
     let base: string;
     const k = (rest: string) => base + rest;
-    const keysUnder = async (prefix: string) => (await store.list(prefix)).map((x) => x.key);
+    /** list()'s keys; and keys(), where the store has it, must give the same. */
+    const keysUnder = async (prefix: string) => {
+      const listed = (await store.list(prefix)).map((x) => x.key);
+      if (store.keys) expect(await store.keys(prefix)).toEqual(listed);
+      return listed;
+    };
     const expectAbsent = async (key: string) => {
       expect(await store.stat(key)).toBeNull();
       expect(await keysUnder(base)).not.toContain(key);
@@ -128,7 +133,7 @@ export function describeStore(name: string, make: () => Promise<StoreUnderTest>,
         src.push(parts[i]);
         await settle();
         await expectAbsent(key);
-        expect(await store.list(base)).toEqual([]);
+        expect(await keysUnder(base)).toEqual([]);
       }
       src.end();
       expect(await saving).toEqual({ key, size: 6 * MiB });
@@ -195,6 +200,15 @@ export function describeStore(name: string, make: () => Promise<StoreUnderTest>,
       await rejection(() => overwrite);
       expect((await store.read(kept)).equals(old)).toBe(true);
       expect(await keysUnder(base)).toEqual([kept]);
+    });
+
+    it('a source that fails at once, before the store has started writing: save rejects with its error (never an unheard one), nothing saved', async () => {
+      const src = slowSource();
+      const saving = store.save(k('db/early.dump'), src.stream);
+      src.fail(new Error('zstd not found'));
+      expect(String(await rejection(() => saving))).toContain('zstd not found');
+      await expectAbsent(k('db/early.dump'));
+      expect(await keysUnder(base)).toEqual([]);
     });
 
     it('an aborted signal: save rejects, nothing is under the key and nothing listed (also when aborted before it starts)', async () => {
