@@ -66,7 +66,8 @@ const sha = async (r: Readable) => {
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'pgfleet-s3-'));
-  gw = await startObjectStore(path.join(dir, 'rgw'), PORT);
+  // A fixed directory per port: a run killed before its afterAll leaves daemons the next start stops.
+  gw = await startObjectStore(path.join(os.tmpdir(), `pgfleet-s3-test-${PORT}`), PORT);
   await store().client.send(new CreateBucketCommand({ Bucket: 'pgfleet-test' }));
 }, 120_000);
 
