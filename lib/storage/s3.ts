@@ -144,6 +144,7 @@ export class S3Store implements Store {
     if (err.name === 'NoSuchBucket') why = `no such bucket ${this.bucket} (${why})`;
     else if (['InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(err.name ?? '')) why = `the service refused the credentials (${err.name})`;
     else if (err.name === 'AccessDenied') why = `access denied (${why}); check the credentials' permissions${this.o.objectLock ? ' and the object lock' : ''}`;
+    else if (['InvalidArgument', 'InvalidStorageClass'].includes(err.name ?? '') && this.o.storageClass) why = `the service refused the request (${why}); is storage class ${this.o.storageClass} one it offers?`;
     else if (err.code && /^E[A-Z]+/.test(err.code)) why = `cannot reach ${this.o.endpoint ?? 'the S3 endpoint'} (${why})`;
     else if (err.name === 'TimeoutError') why = `no answer from ${this.o.endpoint ?? 'the S3 endpoint'} in time (${why})`;
     return new S3StoreError(redact(`${this.location}: ${op} ${key}: ${why}`, this.secrets));

@@ -170,6 +170,15 @@ describe('S3Store on the RADOS Gateway', () => {
     expect(() => store({ env: { AWS_ACCESS_KEY_ID: 'x' } })).toThrow(/must be set together/);
   });
 
+  it('writes with the storage class configured, and a class the service lacks is a clear error', async () => {
+    await store({ storageClass: 'STANDARD' }).save('class/std', 'x');
+    const h = await store().client.send(new HeadObjectCommand({ Bucket: 'pgfleet-test', Key: 'base/prefix/class/std' }));
+    expect(h.StorageClass ?? 'STANDARD').toBe('STANDARD');
+    const err = await store({ storageClass: 'NO_SUCH_CLASS' }).save('class/bad', 'x').catch((e) => e);
+    expect(err.message).toMatch(/^s3:\/\/pgfleet-test\/base\/prefix: save class\/bad: the service refused the request \(.*\); is storage class NO_SUCH_CLASS one it offers\?$/);
+    expect(await store().stat('class/bad')).toBeNull();
+  });
+
   it('takes credentials from a profile of the shared credentials file', async () => {
     const file = path.join(dir, 'credentials');
     writeFileSync(file, `[offsite]\naws_access_key_id = ${gw.accessKeyId}\naws_secret_access_key = ${gw.secretAccessKey}\n`, { mode: 0o600 });
