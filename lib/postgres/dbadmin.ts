@@ -144,12 +144,31 @@ export async function canCreateDatabases(sh: TargetShell, session?: PsqlSession)
   return out.trim() === 't';
 }
 
-/** An empty database from template0 (as pg_restore wants), with the encoding and locale of `like`. */
-export async function createDatabase(sh: TargetShell, name: string, o: { owner?: string; like?: DbProps | null; signal?: AbortSignal; session?: PsqlSession }): Promise<void> {
+/** SQLSTATE duplicate_database: CREATE DATABASE of a name that is taken. */
+export const DUPLICATE_DATABASE = '42P04';
+
+/** What CREATE DATABASE did: created, or refused by the server with its SQLSTATE and message. */
+export type CreateOutcome = { created: true } | { created: false; sqlstate: string; message: string };
+
+/**
+ * An empty database from template0 (as pg_restore wants), with the encoding and locale of `like`.
+ * A refusal by the server is returned, not thrown: `created: false` with the statement's own
+ * SQLSTATE (DUPLICATE_DATABASE: the name is taken), read from psql's SQLSTATE variable (psql 11+),
+ * never from the message text. A refused statement created nothing, so the caller knows race-free
+ * that a database of that name is not its own. A failed psql (or an interrupt) throws as ever:
+ * then whether the database was created is not known. Through `session` when given, which stays
+ * usable after a refusal.
+ */
+export async function createDatabase(sh: TargetShell, name: string, o: { owner?: string; like?: DbProps | null; signal?: AbortSignal; session?: PsqlSession }): Promise<CreateOutcome> {
   const parts = [`CREATE DATABASE ${ident(name)} TEMPLATE template0`];
   if (o.owner) parts.push(`OWNER ${ident(o.owner)}`);
   if (o.like) parts.push(`ENCODING ${literal(o.like.encoding)} LC_COLLATE ${literal(o.like.collate)} LC_CTYPE ${literal(o.like.ctype)}`);
-  await onMaintenance(sh, parts.join(' '), o);
+  // Only this statement may fail without ending psql; its outcome is then printed as data.
+  const script = [`\\set ON_ERROR_STOP 0`, `${parts.join(' ')};`, `\\set ON_ERROR_STOP 1`, `SELECT json_build_array(:'SQLSTATE', :'LAST_ERROR_MESSAGE');`].join('\n');
+  const run = (session: PsqlSession) => session.query(script, o.signal);
+  const out = await (o.session ? run(o.session) : withMaintenanceSession(sh, run));
+  const [sqlstate, message] = JSON.parse(out.trim().split('\n').pop() ?? '') as [string, string];
+  return sqlstate === '00000' ? { created: true } : { created: false, sqlstate, message };
 }
 
 /** Drop if it exists, ending its sessions. Idempotent: through `session` when given, and a fresh psql if that fails. */

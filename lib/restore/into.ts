@@ -3,15 +3,16 @@
  * restores run. Used by `restore --into`, `verify-backups` and the safe restore over a live
  * database (lib/restore/over.ts), which restores into a scratch database first.
  *
- * Promises: an existing database is never restored into, nor dropped; every table and row count of
- * the copy is checked against the dump's metadata; on any failure or interrupt the database this
- * call created is dropped, and the opened dump is closed whatever happens. Nothing else is touched.
+ * Promises: an existing database is never restored into, nor dropped (the server's SQLSTATE for
+ * the CREATE DATABASE says so, never its message); every table and row count of the copy is
+ * checked against the dump's metadata; on any failure or interrupt the database this call created
+ * is dropped, and the opened dump is closed whatever happens. Nothing else is touched.
  */
 import type { Target } from '../config/load.js';
-import { CommandError, EXIT, PgfleetError, VerificationError } from '../core/errors.js';
+import { EXIT, PgfleetError, VerificationError } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
 import { Undo, withLeftovers } from '../core/undo.js';
-import { createDatabase, dropDatabase, type DbProps } from '../postgres/dbadmin.js';
+import { createDatabase, dropDatabase, DUPLICATE_DATABASE, type DbProps } from '../postgres/dbadmin.js';
 import { parseRowCounts, PsqlSession, ROW_COUNTS_SQL } from '../postgres/psql.js';
 import { TargetShell } from '../process/container.js';
 import type { Context } from '../runtime/context.js';
@@ -71,12 +72,11 @@ export async function restoreInto(ctx: Context, target: Target, source: OpenedDu
   let counter: PsqlSession | undefined;
   try {
     const keep = undo.push(`drop database ${database}`, () => dropDatabase(sh, database));
-    try {
-      await createDatabase(sh, database, { owner: opts.owner ?? target.user, like: opts.like, signal, session: opts.admin });
-    } catch (e) {
-      if (!(e instanceof CommandError && /already exists/.test(e.message))) throw e;
-      keep(); // not ours to drop
-      throw new PgfleetError(`${where}: database "${database}" already exists (${sh.where}); choose a new name`, EXIT.FAILED, sh.ref);
+    const made = await createDatabase(sh, database, { owner: opts.owner ?? target.user, like: opts.like, signal, session: opts.admin });
+    if (!made.created) {
+      keep(); // refused by the server: nothing was created, and a database of that name is not ours to drop
+      if (made.sqlstate === DUPLICATE_DATABASE) throw new PgfleetError(`${where}: database "${database}" already exists (${sh.where}); choose a new name`, EXIT.FAILED, sh.ref);
+      throw new PgfleetError(`${where}: could not create database "${database}" (${sh.where}): ${made.message} (SQLSTATE ${made.sqlstate})`, EXIT.FAILED, sh.ref);
     }
     log.debug({ database, ms: ms() }, 'database created');
     // The session that counts the rows connects while pg_restore runs, so the count starts the moment it ends.

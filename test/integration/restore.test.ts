@@ -219,6 +219,22 @@ describe('restore over a live database (real PostgreSQL 15 in containers)', () =
     expect(await dataDigest(fleet.sandbox, c, 'acme_investigate')).toEqual(digest);
   });
 
+  it('--into, refused by the server (no CREATEDB): its reason and SQLSTATE, nothing created, nothing left staged', async () => {
+    const c = fleet.container('acme');
+    const b = await runBackup(fleet.context().ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    await fleet.sql('acme', 'postgres', 'ALTER ROLE acme NOCREATEDB');
+    try {
+      const e = await runRestore(fleet.context().ctx, { project: 'acme', environment: 'production', source: b.path, into: 'acme_refused', yes: true }).catch((x) => x);
+      expect(e).toBeInstanceOf(PgfleetError);
+      expect(e.exitCode).toBe(EXIT.FAILED);
+      expect(e.message).toMatch(/could not create database "acme_refused" \(container [^)]+\): permission denied to create database \(SQLSTATE 42501\)/);
+    } finally {
+      await fleet.sql('acme', 'postgres', 'ALTER ROLE acme CREATEDB');
+    }
+    expect(await databases('acme')).not.toContain('acme_refused');
+    expect(await stagedLeft(c)).toEqual([]);
+  });
+
   it('fills in the data positions pg_dump could not write into a pipe: stock pg_restore -j2 of the result is identical', async () => {
     const c = fleet.container('acme');
     const { ctx } = fleet.context();
@@ -297,12 +313,18 @@ describe('restore over a live database (real PostgreSQL 15 in containers)', () =
   });
 
   it('CLI: no --yes without a TTY is exit 2; restore and backup of one target meet the lock (exit 3)', async () => {
-    expect(existsSync(path.join(fleet.dir))).toBe(true);
+    const lock = path.join(fleet.backupRoot, 'bulk', 'production', '.lock');
+    const backupIds = async () => (await fleet.context().ctx.repo.list('bulk', 'production')).map((x) => x.meta.id);
+    const [dbsBefore, backupsBefore] = [await databases('bulk'), await backupIds()];
     const noYes = await fleet.cli(['restore', 'bulk', 'production', '--latest']);
     expect(noYes.code).toBe(EXIT.USAGE);
     expect(noYes.stderr).toMatch(/--yes/);
+    // Refused before acting: no safety backup, no database created or renamed, nothing staged, no lock left.
+    expect(await databases('bulk')).toEqual(dbsBefore);
+    expect(await backupIds()).toEqual(backupsBefore);
+    expect(await stagedLeft(fleet.container('bulk'))).toEqual([]);
+    expect(existsSync(lock)).toBe(false);
 
-    const lock = path.join(fleet.backupRoot, 'bulk', 'production', '.lock');
     const restoring = fleet.cli(['restore', 'bulk', 'production', '--latest', '--yes', '--no-safety-backup']);
     const until = Date.now() + 60_000;
     while (!existsSync(lock) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
