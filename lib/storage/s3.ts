@@ -10,17 +10,13 @@
  * - With `objectLock`, every object written carries that retention (mode, retain-until = now +
  *   days), and remove() deletes the key's versions, so a locked one is refused (not hidden behind
  *   a delete marker).
- * - Credentials come only from `env` (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN:
- *   the process environment or an env file's values) or a profile of the shared files
- *   (AWS_PROFILE). Never from config or argv; no instance-metadata lookups.
- * - Every request is bounded: a connect timeout, an idle-socket timeout, a few attempts; an
- *   unreachable endpoint fails in seconds. Errors name the bucket and key, never a credential.
- * Content is checked by pgfleet's own sha256 (metadata): not every service supports the newer
- * x-amz-checksum-* headers, so custom endpoints send checksums only where the API requires them.
+ * - Credentials, bounded requests, checksums and error messages: see s3-client.ts (never a
+ *   credential from config, argv or in a message; an unreachable endpoint fails in seconds).
+ * Content is checked by pgfleet's own sha256 (metadata), not by the service's checksums.
  */
 import { Readable, Transform, addAbortSignal, pipeline } from 'node:stream';
 import {
-  S3Client,
+  type S3Client,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -32,72 +28,27 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { fromIni } from '@aws-sdk/credential-provider-ini';
-import { PgfleetError, InterruptedError, EXIT } from '../core/errors.js';
+import { PgfleetError, InterruptedError } from '../core/errors.js';
 import { redact } from '../core/redact.js';
 import { parseS3Url } from '../config/offsite.js';
+import { makeS3Client, s3Failure, S3StoreError, type S3ClientOptions } from './s3-client.js';
 import { NotFoundError, checkKey, checkPrefix, isKey, type Abandoned, type ObjectInfo, type SaveOptions, type SaveResult, type Store } from './store.js';
 
-export interface S3StoreOptions {
+export { S3StoreError };
+
+export interface S3StoreOptions extends S3ClientOptions {
   /** s3://bucket[/prefix] */
   url: string;
-  endpoint?: string;
-  region?: string;
-  pathStyle?: boolean;
   storageClass?: string;
   objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
-  /** Where credentials are read (default: process.env). */
-  env?: Record<string, string | undefined>;
-  connectTimeoutMs?: number;
-  idleTimeoutMs?: number;
-  maxAttempts?: number;
   partSize?: number;
   now?: () => Date;
-}
-
-export class S3StoreError extends PgfleetError {}
-
-/**
- * Make a client without the SDK's multi-line notice that its releases after January 2027 need
- * Node 22 (emitted once, as the first client is made): off a TTY, stderr carries JSON log lines
- * only. The notice is for whoever upgrades the locked SDK, not for an operator.
- */
-function quietly<T>(make: () => T): T {
-  const KEY = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
-  const before = process.env[KEY];
-  process.env[KEY] = 'true';
-  try {
-    return make();
-  } finally {
-    if (before === undefined) delete process.env[KEY];
-    else process.env[KEY] = before;
-  }
 }
 
 /** An abort's reason for InterruptedError: 'SIGTERM' whether given as a string or an Error. */
 const reasonOf = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'SIGINT'));
 
 const MiB = 1024 * 1024;
-
-/** The credentials of `env`, else a shared-file profile; a clear error when there are none. */
-function credentialsFrom(env: Record<string, string | undefined>) {
-  const id = env.AWS_ACCESS_KEY_ID;
-  const secret = env.AWS_SECRET_ACCESS_KEY;
-  if (id && secret) return { provider: async () => ({ accessKeyId: id, secretAccessKey: secret, sessionToken: env.AWS_SESSION_TOKEN || undefined }), secrets: [id, secret, env.AWS_SESSION_TOKEN ?? ''] };
-  if (id || secret) throw new S3StoreError('S3 credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together', EXIT.USAGE);
-  const ini = fromIni({ profile: env.AWS_PROFILE, filepath: env.AWS_SHARED_CREDENTIALS_FILE, configFilepath: env.AWS_CONFIG_FILE });
-  const provider = async () => {
-    try {
-      return await ini();
-    } catch {
-      throw new S3StoreError(
-        `no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (environment or env file), or AWS_PROFILE with a shared credentials file`,
-        EXIT.USAGE,
-      );
-    }
-  };
-  return { provider, secrets: [] as string[] };
-}
 
 export class S3Store implements Store {
   readonly location: string;
@@ -111,19 +62,7 @@ export class S3Store implements Store {
     ({ bucket: this.bucket, prefix: this.prefix } = parseS3Url(o.url));
     this.location = `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
     this.now = o.now ?? (() => new Date());
-    const env = o.env ?? process.env;
-    const creds = credentialsFrom(env);
-    this.secrets = creds.secrets;
-    this.client = quietly(() => new S3Client({
-      endpoint: o.endpoint,
-      region: o.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
-      forcePathStyle: o.pathStyle ?? false,
-      credentials: creds.provider,
-      maxAttempts: o.maxAttempts ?? 3,
-      requestHandler: { connectionTimeout: o.connectTimeoutMs ?? 5000, socketTimeout: o.idleTimeoutMs ?? 30_000 },
-      requestChecksumCalculation: o.endpoint ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
-      responseChecksumValidation: o.endpoint ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
-    }));
+    ({ client: this.client, secrets: this.secrets } = makeS3Client(o));
   }
 
   private full(key: string): string {
@@ -131,23 +70,12 @@ export class S3Store implements Store {
     return this.prefix ? `${this.prefix}/${key}` : key;
   }
 
-  private base(): string {
-    return this.prefix ? `${this.prefix}/` : '';
+  private fail(op: string, key: string, e: unknown): Error {
+    return s3Failure({ ...this.o, location: this.location, bucket: this.bucket, secrets: this.secrets }, op, key, e);
   }
 
-  /** A PgfleetError naming what failed and where, with the service's reason; never a credential. */
-  private fail(op: string, key: string, e: unknown): Error {
-    if (e instanceof PgfleetError) return e;
-    const err = e as { name?: string; message?: string; code?: string; $metadata?: { httpStatusCode?: number } };
-    const status = err.$metadata?.httpStatusCode;
-    let why = `${err.name && err.name !== 'Error' ? `${err.name}: ` : ''}${err.message || err.code || 'unknown error'}${status ? ` (HTTP ${status})` : ''}`;
-    if (err.name === 'NoSuchBucket') why = `no such bucket ${this.bucket} (${why})`;
-    else if (['InvalidAccessKeyId', 'SignatureDoesNotMatch'].includes(err.name ?? '')) why = `the service refused the credentials (${err.name})`;
-    else if (err.name === 'AccessDenied') why = `access denied (${why}); check the credentials' permissions${this.o.objectLock ? ' and the object lock' : ''}`;
-    else if (['InvalidArgument', 'InvalidStorageClass'].includes(err.name ?? '') && this.o.storageClass) why = `the service refused the request (${why}); is storage class ${this.o.storageClass} one it offers?`;
-    else if (err.code && /^E[A-Z]+/.test(err.code)) why = `cannot reach ${this.o.endpoint ?? 'the S3 endpoint'} (${why})`;
-    else if (err.name === 'TimeoutError') why = `no answer from ${this.o.endpoint ?? 'the S3 endpoint'} in time (${why})`;
-    return new S3StoreError(redact(`${this.location}: ${op} ${key}: ${why}`, this.secrets));
+  private base(): string {
+    return this.prefix ? `${this.prefix}/` : '';
   }
 
   async save(key: string, data: Readable | Buffer | string, o: SaveOptions = {}): Promise<SaveResult> {

@@ -167,6 +167,8 @@ describe('S3Store on the RADOS Gateway', () => {
     expect(missing.message).toMatch(/^s3:\/\/no-such-bucket-here: list \(all\): no such bucket no-such-bucket-here/);
     const none = await store({ env: { AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'), AWS_CONFIG_FILE: path.join(dir, 'none') } }).stat('k').catch((e) => e);
     expect(none.message).toMatch(/no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/);
+    const noProfile = await store({ env: { AWS_PROFILE: 'nope', AWS_SHARED_CREDENTIALS_FILE: path.join(dir, 'none'), AWS_CONFIG_FILE: path.join(dir, 'none') } }).stat('k').catch((e) => e);
+    expect(noProfile.message).toMatch(/no S3 credentials from profile "nope" \(AWS_PROFILE\)/);
     expect(() => store({ env: { AWS_ACCESS_KEY_ID: 'x' } })).toThrow(/must be set together/);
   });
 
