@@ -17,6 +17,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import { InternalError } from '../core/errors.js';
 import { ensureDir, FILE_MODE, fsyncDir, parseTempName, pidAlive, tempPathFor, TEMP_PREFIX } from '../core/fsutil.js';
 import { checkKey, checkPrefix, NotFoundError, type Abandoned, type ObjectInfo, type SaveOptions, type SaveResult, type Store } from './store.js';
 
@@ -173,7 +174,7 @@ export class LocalStore implements Store {
   async removeAbandoned(a: Abandoned): Promise<void> {
     const rel = path.relative(this.location, a.handle);
     if (rel.startsWith('..') || path.isAbsolute(rel) || !path.basename(a.handle).startsWith(TEMP_PREFIX))
-      throw new Error(`storage: ${a.handle} is not a temp file of ${this.location}`);
+      throw new InternalError(`storage: ${a.handle} is not a temp file of ${this.location}`);
     await fs.rm(a.handle, { force: true });
   }
 
