@@ -85,11 +85,11 @@ export async function restoreInto(ctx: Context, target: Target, source: OpenedDu
     const staged = source.staged;
     const tocPatch = await staged?.tocPatch;
     if (staged) log.debug({ ms: ms(), data_positions: tocPatch ? 'filled in' : 'as written' }, 'pg_restore starts from the staged copy');
-    if (staged && tocPatch) await sh.run('sh', ['-c', PATCH_THEN_RESTORE, 'pgfleet-restore', staged.file, '-j', String(jobs), ...args, staged.file], { input: tocPatch, signal, what: 'pg_restore' });
-    else if (staged) await sh.run('pg_restore', ['-j', String(jobs), ...args, staged.file], { signal, what: 'pg_restore' });
+    if (staged && tocPatch) await sh.run('sh', ['-c', PATCH_THEN_RESTORE, 'pgfleet-restore', staged.file, '-j', String(jobs), ...args, staged.file], { input: tocPatch, signal, what: 'pg_restore', program: 'pg_restore', role: 'restore' });
+    else if (staged) await sh.run('pg_restore', ['-j', String(jobs), ...args, staged.file], { signal, what: 'pg_restore', role: 'restore' });
     else {
       const d = decompressed(ctx, sh, source, signal);
-      await both(sh.run('pg_restore', args, { input: d.stream, signal, what: 'pg_restore' }), d.done);
+      await both(sh.run('pg_restore', args, { input: d.stream, signal, what: 'pg_restore', role: 'restore' }), d.done);
     }
     log.debug({ database, ms: ms() }, 'pg_restore done');
     const [counted, closed] = await Promise.allSettled([counter.query(ROW_COUNTS_SQL, signal).then(parseRowCounts), source.close()]);

@@ -32,7 +32,7 @@ export async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, s
     if (d.compressed) {
       dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgfleet-index-'));
       const fifo = path.join(dir, 'archive');
-      await ctx.runner.run(['mkfifo', '-m', '600', '--', fifo], { what: 'mkfifo', target: sh.ref, signal });
+      await ctx.runner.run(['mkfifo', '-m', '600', '--', fifo], { what: 'mkfifo', role: 'setup', target: sh.ref, signal });
       // Read-write first: on Linux that never waits for a reader; the read side then opens at once.
       const w = await fs.open(fifo, fs.constants.O_RDWR);
       // (`onread` is a documented constructor option that this @types/node does not list yet.)
@@ -43,7 +43,7 @@ export async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, s
         const r = reader;
         const ended = new Promise<void>((resolve, reject) => r.once('close', () => resolve()).once('error', reject));
         // --no-check: the file's sha256 is checked on the staging side, and a wrong position could not pass unnoticed.
-        const z = ctx.runner.spawn(['zstd', '-dc', '-q', '--no-check', '--', d.path], { stdoutTo: w.fd, signal, what: 'zstd -d (reading the archive)', target: sh.ref });
+        const z = ctx.runner.spawn(['zstd', '-dc', '-q', '--no-check', '--', d.path], { stdoutTo: w.fd, signal, what: 'zstd -d (reading the archive)', role: 'decompress', target: sh.ref });
         await w.close(); // zstd holds its own copy: the FIFO ends when zstd does
         const [read, done] = await Promise.allSettled([ended, z.done]);
         if (done.status === 'rejected') throw done.reason;

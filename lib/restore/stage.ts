@@ -65,7 +65,7 @@ export async function openDump(ctx: Context, sh: TargetShell, src: StoredBackup 
   const dir = `${sh.container ? '/tmp' : os.tmpdir()}/pgfleet-restore-${randomBytes(6).toString('hex')}`;
   const file = `${dir}/archive.dump`;
   const cleanup = new Undo(log);
-  cleanup.push(`remove staged dump ${dir}`, async () => void (await sh.run('rm', ['-rf', '--', dir], { what: 'rm (staged dump)' })));
+  cleanup.push(`remove staged dump ${dir}`, async () => void (await sh.run('rm', ['-rf', '--', dir], { what: 'rm (staged dump)', role: 'cleanup' })));
   // The positions are read alongside and needed only when pg_restore starts: the dump is returned
   // as soon as it is staged and checked, and closing it stops a reading still under way.
   const reading = new AbortController();
@@ -100,7 +100,7 @@ async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, si
   if (d.compressed && sh.container) {
     const r = hashedRead(d.path, signal);
     try {
-      await sh.run('sh', ['-c', STAGE_WITH_ZSTD, 'pgfleet-stage', dir], { input: r.stream, signal, what: 'zstd -d (in the container)' });
+      await sh.run('sh', ['-c', STAGE_WITH_ZSTD, 'pgfleet-stage', dir], { input: r.stream, signal, what: 'zstd -d (in the container)', program: 'zstd', role: 'stage' });
       return r.digest();
     } catch (e) {
       if (!(e instanceof CommandError && (e.code === 126 || e.code === 127))) throw e;
@@ -112,7 +112,7 @@ async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, si
   const r = hashedRead(d.path, signal);
   try {
     const dz = decompressed(ctx, sh, d, signal, r.stream);
-    await both(sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: dz.stream, signal, what: 'dd (staging the dump)' }), dz.done);
+    await both(sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: dz.stream, signal, what: 'dd (staging the dump)', program: 'dd', role: 'stage' }), dz.done);
     return r.digest();
   } finally {
     r.destroy();
@@ -134,7 +134,7 @@ export async function openWhile<T>(opening: Promise<OpenedDump>, other: Promise<
 /** The archive, decompressed on the host, as a stream: read from its file, or from `input` (the file's bytes, e.g. as they are hashed). */
 export function decompressed(ctx: Context, sh: TargetShell, src: DumpFile, signal?: AbortSignal, input?: Readable): { stream: Readable; done: Promise<unknown> } {
   if (!src.compressed) return { stream: input ?? createReadStream(src.path), done: Promise.resolve() };
-  const z = ctx.runner.spawn(['zstd', '-dc', '-q', ...(input ? [] : [src.path])], { input, signal, what: 'zstd -d', target: sh.ref });
+  const z = ctx.runner.spawn(['zstd', '-dc', '-q', ...(input ? [] : [src.path])], { input, signal, what: 'zstd -d', role: 'decompress', target: sh.ref });
   return { stream: z.stdout, done: z.done };
 }
 
