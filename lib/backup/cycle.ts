@@ -60,7 +60,7 @@ export interface CycleOutcome<T> {
 }
 
 export async function backupCycle<T = undefined>(ctx: Context, target: Target, o: CycleOptions<T>): Promise<CycleOutcome<T>> {
-  return withLock(ctx.repo.targetDir(target.project, target.environment), target, o.command, async () => {
+  return withLock(ctx.repo.lockDir(target.project, target.environment), target, o.command, async () => {
     await o.before?.();
     const backup = await takeBackup(o.progress === undefined ? ctx : { ...ctx, progress: o.progress }, target, o.backup);
     const recorded = (await o.record?.(backup)) as T;

@@ -26,7 +26,7 @@ export async function runPrune(ctx: Context, o: { project?: string; environment?
   for (const t of targets) {
     const name = `${t.project}/${t.environment}`;
     try {
-      const r = o.dryRun ? await pruneTarget(ctx, t, { dryRun: true }) : await withLock(ctx.repo.targetDir(t.project, t.environment), t, 'prune', () => pruneTarget(ctx, t));
+      const r = o.dryRun ? await pruneTarget(ctx, t, { dryRun: true }) : await withLock(ctx.repo.lockDir(t.project, t.environment), t, 'prune', () => pruneTarget(ctx, t));
       results.push(r);
       printPrune(ctx, r);
     } catch (e) {

@@ -117,7 +117,7 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
     return { dryRun: false, database: o.into };
   }
 
-  const r = await withLock(ctx.repo.targetDir(t.project, t.environment), t, 'restore', () =>
+  const r = await withLock(ctx.repo.lockDir(t.project, t.environment), t, 'restore', () =>
     restoreOver(ctx, t, src, { safetyBackup: o.safetyBackup !== false, jobs: o.jobs, signal: ctx.signal, onStep: (s) => ctx.progress && process.stderr.write(`  ${s}\n`) }),
   );
   ctx.out(`restored ${r.backupId ?? path.basename('path' in src ? src.path : '')} into ${t.database}: ${r.tables} tables, ${r.rows} rows (${(r.durationMs / 1000).toFixed(1)} s)`);

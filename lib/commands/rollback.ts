@@ -68,7 +68,7 @@ export async function runRollback(ctx: Context, o: RollbackOptions): Promise<Rol
 
   // 4. Under the lock: the restore, with the manifest kept in step (state checked again there).
   const startedAt = ctx.clock().toISOString();
-  const restored = await withLock(ctx.repo.targetDir(project, environment), target, `rollback --release ${m.release}`, () => restoreRelease(ctx, target, chosen, backup, startedAt));
+  const restored = await withLock(ctx.repo.lockDir(project, environment), target, `rollback --release ${m.release}`, () => restoreRelease(ctx, target, chosen, backup, startedAt));
   const kept = restored.rollback?.previous_database;
   ctx.out(`database ${database} restored to before release ${m.release}${kept ? `; the replaced database is kept as ${kept}` : ''}`);
   if (!target.hooks.rollback) {

@@ -1,6 +1,8 @@
 /**
  * Files the way a backup tool must write them: directories 0700, files 0600 whatever the umask;
- * whole files appear atomically (temp name, fsync, rename, fsync of the directory).
+ * whole files appear atomically (temp name, fsync, rename, fsync of the directory). Under
+ * backup_root only the local store (lib/storage/local.ts) and the target lock use these; other
+ * files (the metrics textfile) use writeFileAtomic directly.
  */
 import { promises as fs, constants } from 'node:fs';
 import path from 'node:path';
@@ -48,23 +50,6 @@ export function parseTempName(name: string): { final: string; pid: number | null
   if (strict) return { final: strict[1], pid: Number(strict[2]) };
   const loose = /^(.+?)\.\d+\.[0-9a-f]+$/.exec(rest);
   return { final: loose ? loose[1] : rest, pid: null };
-}
-
-/**
- * Remove the temporary files in `dir` whose writer is gone (a run killed with SIGKILL, a crash):
- * the writer's pid is part of every temp name (tempPathFor). A temp file of a live process is
- * left alone. Returns the names removed. Never touches a complete file.
- */
-export async function removeStaleTemps(dir: string): Promise<string[]> {
-  const names = await fs.readdir(dir).catch(() => [] as string[]);
-  const removed: string[] = [];
-  for (const n of names) {
-    const pid = parseTempName(n)?.pid;
-    if (pid == null || pidAlive(pid)) continue;
-    await fs.rm(path.join(dir, n), { force: true });
-    removed.push(n);
-  }
-  return removed;
 }
 
 /** Whether a process of this pid exists on this host (EPERM: it exists, it is not ours). */

@@ -10,13 +10,12 @@
  * failure (an unreadable directory, a removal refused) it throws; what was removed before stays
  * removed, and a later run picks up the rest.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Target } from '../config/load.js';
-import { TEMP_PREFIX } from '../core/fsutil.js';
 import { targetLogger } from '../core/log.js';
 import type { Context } from '../runtime/context.js';
 import { pinnedByDeployments } from '../storage/manifests.js';
+import type { Abandoned } from '../storage/store.js';
 import { planRetention, type RetentionInput, type RetentionPlan } from './retention.js';
 
 const TEMP_MAX_AGE_MS = 86_400_000;
@@ -44,8 +43,8 @@ export async function pruneTarget(ctx: Context, target: Target, o: PruneOptions 
   const backups = await ctx.repo.list(project, environment);
   const pinned = await pinnedByDeployments(ctx.repo, project, environment);
   const plan = planRetention([...backups.map((b) => b.meta), ...(o.upcoming ? [o.upcoming] : [])], target.backup, now, pinned);
-  const tempFiles = await leftoverTemps(ctx, target, now);
-  const result: TargetPrune = { project, environment, dryRun: !!o.dryRun, ...plan, tempFiles };
+  const leftovers = await leftoverTemps(ctx, target, now);
+  const result: TargetPrune = { project, environment, dryRun: !!o.dryRun, ...plan, tempFiles: leftovers.map((a) => a.handle) };
   if (o.dryRun) return result;
 
   const byId = new Map(backups.map((b) => [b.meta.id, b]));
@@ -55,23 +54,16 @@ export async function pruneTarget(ctx: Context, target: Target, o: PruneOptions 
     await ctx.repo.remove(b);
     log.info({ id: r.id, reason: r.reason }, 'backup removed by retention');
   }
-  for (const f of tempFiles) {
-    await fs.rm(f, { force: true });
-    log.info({ file: path.basename(f) }, 'leftover temp file removed');
+  for (const a of leftovers) {
+    await ctx.repo.removeAbandoned(a);
+    log.info({ file: path.basename(a.handle) }, 'leftover temp file removed');
   }
   return result;
 }
 
-/** Temp files (TEMP_PREFIX) in the target's directories last modified more than a day before now. */
-async function leftoverTemps(ctx: Context, target: Target, now: Date): Promise<string[]> {
-  const dirs = [ctx.repo.databaseDir(target.project, target.environment), ctx.repo.deploymentsDir(target.project, target.environment)];
-  const found: string[] = [];
-  for (const dir of dirs) {
-    const names = await fs.readdir(dir).catch(() => [] as string[]);
-    for (const n of names.filter((n) => n.startsWith(TEMP_PREFIX))) {
-      const st = await fs.stat(path.join(dir, n)).catch(() => null);
-      if (st && now.getTime() - st.mtimeMs > TEMP_MAX_AGE_MS) found.push(path.join(dir, n));
-    }
-  }
-  return found;
+/** What interrupted saves left under the target (the store's abandoned()), last written more than a day before now. */
+async function leftoverTemps(ctx: Context, target: Target, now: Date): Promise<Abandoned[]> {
+  const cutoff = new Date(now.getTime() - TEMP_MAX_AGE_MS);
+  // abandoned() also gives fresh temps of a writer that is gone; the next backup sweeps those.
+  return (await ctx.repo.abandoned(target.project, target.environment, cutoff)).filter((a) => a.startedAt < cutoff);
 }

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { EXIT, InterruptedError, PgfleetError, VerificationError, type TargetRef } from '../core/errors.js';
 import type { BackupMetadata } from '../formats/metadata.js';
-import { META_EXT, Repository, type StoredBackup } from '../storage/repository.js';
+import { metadataBeside, type StoredBackup } from '../storage/repository.js';
 
 export interface CheckedDump {
   path: string;
@@ -40,10 +40,10 @@ export async function describeDump(src: StoredBackup | { path: string }, o: { ta
   const file = path.resolve(src.path);
   let meta: BackupMetadata | null = null;
   if ('meta' in src && src.meta) meta = src.meta;
-  else if (await fs.stat(file + META_EXT).catch(() => null)) {
-    const { backup, problem } = await new Repository(path.dirname(file)).load(file + META_EXT);
-    if (!backup) throw new VerificationError(`${file}: ${problem}: the file is truncated or damaged, or its metadata is; refusing to restore it`, o.target);
-    meta = backup.meta;
+  else {
+    const beside = await metadataBeside(file);
+    if (beside && !beside.backup) throw new VerificationError(`${file}: ${beside.problem}: the file is truncated or damaged, or its metadata is; refusing to restore it`, o.target);
+    meta = beside?.backup?.meta ?? null;
   }
   const st = await fs.stat(file).catch(() => null);
   if (!st?.isFile()) throw new PgfleetError(`${file}: no such file`, EXIT.FAILED, o.target);

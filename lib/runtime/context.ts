@@ -1,12 +1,16 @@
 /**
  * What every command receives instead of globals: the config, the clock, the logger, the process
- * runner, the repository, and how to reach a target. Built once per CLI call (or per test).
+ * runner, the repository (over the local store at backup_root: the one way to its files), and how
+ * to reach a target. Built once per CLI call (or per test). A dry run works on dryRunContext(ctx),
+ * whose repository refuses every write (lib/storage/dryrun.ts).
  */
 import type { Logger } from 'pino';
 import { clockFromEnv, type Clock } from '../core/clock.js';
 import { loadConfig, loadCredentials, type LoadedConfig, type Target } from '../config/load.js';
 import { ContainerCli, TargetShell } from '../process/container.js';
 import { createLogger } from '../core/log.js';
+import { readOnly } from '../storage/dryrun.js';
+import { LocalStore } from '../storage/local.js';
 import { Repository } from '../storage/repository.js';
 import { Runner } from '../process/runner.js';
 import { Secrets } from './secrets.js';
@@ -53,9 +57,14 @@ export function contextFor(configFile: string, deps: Deps): Context {
   return {
     ...deps,
     config,
-    repo: new Repository(config.platform.backupRoot),
+    repo: new Repository(new LocalStore(config.platform.backupRoot)),
     containers,
     secrets,
     shellFor: (target, containerOverride) => new TargetShell(deps.runner, containers, target, loadCredentials(target, deps.env), containerOverride, secrets.for(target)),
   };
+}
+
+/** The same context over a read-only repository: reads answer as before, any write is refused as a bug. */
+export function dryRunContext(ctx: Context): Context {
+  return { ...ctx, repo: new Repository(readOnly(ctx.repo.store)) };
 }

@@ -6,8 +6,10 @@
  *   0600 whatever the umask, in directories created 0700; written, fsynced, closed, renamed over
  *   the final name, and the directory fsynced. A failed or aborted save removes its temp and
  *   rejects; a SIGKILL or power loss leaves only the temp, which abandoned() finds.
- * - list(), abandoned(): a walk of the directories under the prefix. Names starting with '.' are
- *   never objects (temps, the target lock `.lock` and its helpers).
+ * - list(), keys(), abandoned(): a walk of the directories under the prefix. Names starting with
+ *   '.' are never objects (temps, the target lock `.lock` and its helpers). A prefix whose
+ *   directory is a file (which this store never makes: a key is never a file and a directory at
+ *   once) is an error (ENOTDIR), not an empty answer.
  * - read(), stat(), list() use synchronous calls on purpose: for thousands of small files (the
  *   metadata of 10,000 backups) they are several times faster than as many promises, and each
  *   call is short. load() streams in 1 MiB chunks.
@@ -181,7 +183,8 @@ export class LocalStore implements Store {
   /**
    * Visit the directory entries whose key starts with `prefix`: every entry of the directories
    * below the prefix, and in the prefix's own directory those starting with its last part (or,
-   * with `temps`, its temp files, whose names start with TEMP_PREFIX instead).
+   * with `temps`, its temp files, whose names start with TEMP_PREFIX instead). Throws ENOTDIR when
+   * the prefix's directory is a file.
    */
   private walk(prefix: string, visit: (dir: string, keyDir: string, e: Dirent) => void, temps = false): void {
     checkPrefix(prefix);
@@ -193,7 +196,10 @@ export class LocalStore implements Store {
       try {
         entries = readdirSync(dir, { withFileTypes: true });
       } catch (e) {
-        if (missing(e)) return;
+        // Nothing under a prefix whose directory does not exist. A file where the prefix's
+        // directory should be is a tree this store did not write: an error, never "nothing"
+        // (retention must not run as if a target had no deployment manifests).
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (!first && missing(e))) return;
         throw e;
       }
       for (const e of entries) {

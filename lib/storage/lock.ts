@@ -1,8 +1,13 @@
 /**
  * One lock per target (<root>/<project>/<environment>/.lock), so two runs never dump, prune or
- * restore the same target at once. Acquiring never waits: a held lock is LockBusyError (exit 3).
- * A lock whose process is gone (killed, crashed) is stale and taken over; the holder is known by
- * pid plus the process's start time, so a reused pid does not keep a dead lock alive.
+ * restore the same target at once. The lock is a local file, not a Store object, on purpose: it
+ * needs what only a local filesystem gives (an atomic hard link, a holder's pid on this host), and
+ * it guards this host's runs. Its directory comes from the repository (repo.lockDir(project,
+ * environment)); its name starts with '.', so no store ever lists it.
+ *
+ * Acquiring never waits: a held lock is LockBusyError (exit 3). A lock whose process is gone
+ * (killed, crashed) is stale and taken over; the holder is known by pid plus the process's start
+ * time, so a reused pid does not keep a dead lock alive.
  */
 import { promises as fs, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';

@@ -1,6 +1,8 @@
 /**
- * Deployment manifests (<root>/<project>/<env>/deployments/<release>.json): reading them as
- * untrusted input, ordering them, writing them atomically, and the backups they pin.
+ * Deployment manifests (<project>/<env>/deployments/<release>.json in the repository's store):
+ * reading them as untrusted input, ordering them, writing them atomically, and the backups they pin.
+ * Every byte goes through the repository's Store; `file` is the manifest's path there (for
+ * messages, PGFLEET_MANIFEST, the CLI's output).
  *
  * Promises:
  * - a manifest is used only when it is valid JSON, matches schemas/deployment-manifest.schema.json,
@@ -8,15 +10,14 @@
  *   exactly the dump of its `backup` id in that target's database dir (never a path elsewhere);
  *   anything else is a ManifestError (exit 2) naming the file and the problem;
  * - "latest" is by created_at, then release name (numeric-aware), never by file mtime;
- * - saves are atomic (temp, fsync, rename) at 0600: a reader sees the old manifest or the new.
+ * - saves are atomic (the store's save: temp, fsync, rename; 0600): a reader sees the old manifest or the new.
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { EXIT, InternalError, PgfleetError, type TargetRef } from '../core/errors.js';
-import { ensureDir, TEMP_PREFIX, writeFileAtomic } from '../core/fsutil.js';
 import type { DeploymentManifest } from '../formats/manifest.js';
 import type { Repository } from './repository.js';
 import { schemaProblems } from '../core/schema-files.js';
+import { NotFoundError } from './store.js';
 
 export type { DeploymentManifest } from '../formats/manifest.js';
 
@@ -25,9 +26,10 @@ export interface StoredManifest {
   file: string;
 }
 
-/** A manifest on disk that cannot be used, and why. */
+/** A manifest in the store that cannot be used, and why. */
 export interface BadManifest {
   file: string;
+  key: string;
   problem: string;
 }
 
@@ -41,8 +43,12 @@ export class ManifestError extends PgfleetError {
   }
 }
 
+export function manifestKey(repo: Repository, project: string, environment: string, release: string): string {
+  return `${repo.deploymentsPrefix(project, environment)}${release}.json`;
+}
+
 export function manifestPath(repo: Repository, project: string, environment: string, release: string): string {
-  return path.join(repo.deploymentsDir(project, environment), `${release}.json`);
+  return repo.pathOf(manifestKey(repo, project, environment, release));
 }
 
 /** Every reason `data` (read from `file`) is not a usable manifest of project/environment; [] when it is. */
@@ -64,14 +70,23 @@ export function manifestProblems(repo: Repository, project: string, environment:
   return problems;
 }
 
-/** Read and check one manifest. Throws ManifestError naming the file; ENOENT is returned as null. */
+/** Read and check one manifest, by its path. Throws ManifestError naming the file; a missing one is null. */
 export async function readManifest(repo: Repository, project: string, environment: string, file: string): Promise<DeploymentManifest | null> {
+  const key = repo.keyOf(file);
+  const prefix = repo.deploymentsPrefix(project, environment);
+  if (!key || !key.startsWith(prefix) || key.includes('/', prefix.length))
+    throw new ManifestError(file, `not a manifest of ${project}/${environment} (they are in ${repo.deploymentsDir(project, environment)})`, { project, environment });
+  return readManifestKey(repo, project, environment, key);
+}
+
+async function readManifestKey(repo: Repository, project: string, environment: string, key: string): Promise<DeploymentManifest | null> {
   const ref = { project, environment };
+  const file = repo.pathOf(key);
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = (await repo.store.read(key)).toString('utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (e instanceof NotFoundError) return null;
     throw new ManifestError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, ref);
   }
   let data: unknown;
@@ -93,24 +108,18 @@ export function compareManifests(a: DeploymentManifest, b: DeploymentManifest): 
 
 /** All manifests of a target, newest first, and the files that are not usable manifests. */
 export async function scanManifests(repo: Repository, project: string, environment: string): Promise<{ manifests: StoredManifest[]; bad: BadManifest[] }> {
-  const dir = repo.deploymentsDir(project, environment);
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { manifests: [], bad: [] };
-    throw e;
-  }
+  const prefix = repo.deploymentsPrefix(project, environment);
+  const keys = (await repo.store.list(prefix)).map((o) => o.key).filter((k) => k.endsWith('.json') && !k.includes('/', prefix.length));
   const manifests: StoredManifest[] = [];
   const bad: BadManifest[] = [];
-  for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith(TEMP_PREFIX)).sort()) {
-    const file = path.join(dir, name);
+  for (const key of keys) {
+    const file = repo.pathOf(key);
     try {
-      const m = await readManifest(repo, project, environment, file);
+      const m = await readManifestKey(repo, project, environment, key);
       if (m) manifests.push({ manifest: m, file });
     } catch (e) {
       if (!(e instanceof ManifestError)) throw e;
-      bad.push({ file, problem: e.problem });
+      bad.push({ file, key, problem: e.problem });
     }
   }
   manifests.sort((a, b) => compareManifests(a.manifest, b.manifest));
@@ -124,11 +133,11 @@ export function previousRelease(manifests: readonly StoredManifest[], release: s
 
 /** Write a manifest atomically (0600, dirs 0700). Refuses one that would not pass its own checks. */
 export async function saveManifest(repo: Repository, m: DeploymentManifest): Promise<string> {
-  const file = manifestPath(repo, m.project, m.environment, m.release);
+  const key = manifestKey(repo, m.project, m.environment, m.release);
+  const file = repo.pathOf(key);
   const problems = manifestProblems(repo, m.project, m.environment, file, m);
   if (problems.length) throw new InternalError(`manifest does not pass its checks: ${problems.join('; ')}`);
-  await ensureDir(path.dirname(file));
-  await writeFileAtomic(file, JSON.stringify(m, null, 2) + '\n');
+  await repo.store.save(key, JSON.stringify(m, null, 2) + '\n');
   return file;
 }
 
@@ -145,9 +154,9 @@ export async function pinnedByDeployments(repo: Repository, project: string, env
   // Fail safe: a manifest that cannot be used (hand-edited, a moved backup root) still keeps the
   // backup it names, until someone fixes or removes it. Keeping too much is the safe mistake.
   for (const b of bad) {
-    const id = await fs
-      .readFile(b.file, 'utf8')
-      .then((t) => (JSON.parse(t) as { backup?: unknown }).backup)
+    const id = await repo.store
+      .read(b.key)
+      .then((t) => (JSON.parse(t.toString('utf8')) as { backup?: unknown }).backup)
       .catch(() => undefined);
     if (typeof id === 'string' && !pinned.has(id)) pinned.set(id, `named by the unusable manifest ${path.basename(b.file)} (${b.problem}); kept until it is fixed`);
   }

@@ -1,6 +1,6 @@
 // Backup names: UTC seconds, db_YYYYMMDD_HHMMSSZ, and _2, _3… when a second is taken.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { clockFromEnv } from '../../lib/core/clock.js';
@@ -36,11 +36,11 @@ describe('backup names', () => {
     const repo = new Repository(path.join(dir, 'root'));
     const first = await repo.newId('acme', 'production', clock());
     expect(first).toBe('db_20250301_120000Z');
-    writeFileSync(repo.dumpPath('acme', 'production', first), 'x');
+    await repo.store.save(repo.dumpKey('acme', 'production', first), 'x');
     const second = await repo.newId('acme', 'production', clock());
     expect(second).toBe('db_20250301_120000Z_2');
     // Metadata alone also takes the name (a dump removed by hand, its metadata left).
-    writeFileSync(repo.dumpPath('acme', 'production', second) + '.json', '{}');
+    await repo.store.save(repo.dumpKey('acme', 'production', second) + '.json', '{}');
     expect(await repo.newId('acme', 'production', clock())).toBe('db_20250301_120000Z_3');
     // Another target's names do not matter.
     expect(await repo.newId('acme', 'staging', clock())).toBe('db_20250301_120000Z');
@@ -50,6 +50,7 @@ describe('backup names', () => {
     const repo = new Repository(path.join(dir, 'root'));
     const at = new Date('2025-03-01T12:00:00Z');
     const id = await repo.newId('acme', 'production', at);
+    mkdirSync(repo.databaseDir('acme', 'production'), { recursive: true });
     writeFileSync(path.join(repo.databaseDir('acme', 'production'), `${TEMP_PREFIX}${id}.dump.zst.123.abcd1234`), 'x');
     expect(await repo.newId('acme', 'production', at)).toBe(id);
   });

@@ -101,6 +101,11 @@ describe('LocalStore on disk', () => {
     expect(await store.stat('p/e/database')).toBeNull(); // a directory is no object
     await expect(store.read('p/e/database')).rejects.toThrow(/no object/);
     await expect(store.load('p/e/database')).rejects.toThrow(/no object/);
+    // A file where a prefix's directory should be is no tree this store wrote: an error, not "nothing".
+    await expect(store.list('p/e/database/a.dump.zst/')).rejects.toThrow(/ENOTDIR/);
+    await expect(store.keys('p/e/database/a.dump.zst/x')).rejects.toThrow(/ENOTDIR/);
+    await expect(store.abandoned('p/e/database/a.dump.zst/', new Date())).rejects.toThrow(/ENOTDIR/);
+    expect(await store.list('p/e/nothing/here/')).toEqual([]);
   });
 
   it('abandoned(): temps of a dead writer whatever their age, any temp last written before `before`, never a live writer\'s fresh one', async () => {

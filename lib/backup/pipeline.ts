@@ -1,0 +1,100 @@
+/**
+ * The dump's one pass (lib/backup/take.ts, its streaming step):
+ *
+ *   pg_dump (inside the container) ─kernel pipe→ zstd (on the host) → stdout → sha256 + byte count
+ *     → the repository's store: save(stream) (local: temp file 0600, fsync, rename, directory fsync)
+ *   while the snapshot's session counts every table's rows, then commits.
+ *
+ * Promises: one read of zstd's output, in the chunks it comes in, hashed as it passes (no copy, no
+ * second pass). The stream ends only when pg_dump and zstd have exited 0, the row counts are in and
+ * the snapshot's transaction committed (the gate): a dump whose pg_dump died, whose zstd was
+ * killed, or whose counts failed is never saved, even though zstd's output ended cleanly. Any failure, the save's own (disk full) included,
+ * stops the whole run at once (DumpRun); the save then rejects and leaves nothing under the key.
+ */
+import { createHash } from 'node:crypto';
+import { pipeline, Transform } from 'node:stream';
+import { InternalError } from '../core/errors.js';
+import { parseRowCounts, ROW_COUNTS_SQL } from '../postgres/psql.js';
+import type { Repository } from '../storage/repository.js';
+import type { DumpRun } from './run.js';
+import type { DumpProcesses } from './snapshot.js';
+
+export interface Streamed {
+  size: number;
+  sha256: string;
+  /** Rows per table, counted in the dump's snapshot. */
+  tables: Record<string, number>;
+}
+
+/**
+ * Send the snapshot to the waiting pg_dump and stream the dump into the repository as backup `id`.
+ * Resolves once the dump is saved, the snapshot's transaction committed and its session closed
+ * (the close overlaps the save's fsync); rejects with the run's error (the first failure)
+ * otherwise. A rejection after the save (the session's close failing) leaves the saved dump for
+ * the caller to remove.
+ */
+export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesses, o: { project: string; environment: string; id: string; snapshot: string; progress: boolean }): Promise<Streamed> {
+  const counts = run.watch(p.session.query(ROW_COUNTS_SQL).then(parseRowCounts));
+  // The snapshot's transaction stays open until pg_dump is done with it (it imports the snapshot
+  // after its own start), then commits; the session's close overlaps the save's fsync.
+  const produced = Promise.all([run.watch(p.dump.done), run.watch(p.zstd.done), counts]);
+  const gate = produced.then(async ([, , tables]) => {
+    await run.watch(p.session.query('COMMIT'));
+    return tables;
+  });
+  gate.catch(() => undefined); // the run has its error; the stream ends with it
+  const closed = gate.then(() => run.watch(p.session.close()));
+  closed.catch(() => undefined); // awaited below, or the run already failed
+  const tap = hashingGate(gate);
+  // Errors of zstd's stdout or of the tap (the save destroys it with its own, e.g. ENOSPC) stop the run at once.
+  pipeline(p.zstd.stdout, tap.stream, (e) => e && run.stop(e));
+
+  const saving = run.watch(repo.saveDump(o.project, o.environment, o.id, tap.stream, { signal: run.signal }));
+  p.dump.stdin.end(o.snapshot + '\n');
+  const progress = progressReporter(o.progress, tap.bytes);
+  const [saved, tables] = await Promise.all([saving, gate]).finally(() => progress.stop());
+  await closed;
+  run.throwIfStopped();
+  if (saved.size !== tap.bytes()) throw new InternalError(`the store saved ${saved.size} bytes of the ${tap.bytes()} streamed`);
+  return { size: saved.size, sha256: tap.digest(), tables };
+}
+
+/**
+ * A pass-through that hashes and counts what flows, and ends only once `gate` resolves (its
+ * rejection is the stream's error). Chunks pass as they are: never copied, never held.
+ */
+function hashingGate(gate: Promise<unknown>) {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+    flush(cb) {
+      gate.then(
+        () => cb(),
+        (e: unknown) => cb(e as Error),
+      );
+    },
+  });
+  return { stream, bytes: () => bytes, digest: () => hash.digest('hex') };
+}
+
+/** A progress line on stderr (a TTY): MiB written and MiB/s, once a second. */
+function progressReporter(enabled: boolean, bytes: () => number) {
+  if (!enabled) return { stop() {} };
+  const t0 = performance.now();
+  const mib = (n: number) => (n / 1048576).toFixed(1);
+  const timer = setInterval(() => {
+    const s = (performance.now() - t0) / 1000;
+    process.stderr.write(`\r  ${mib(bytes())} MiB written, ${mib(bytes() / s)} MiB/s, ${s.toFixed(0)} s   `);
+  }, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      process.stderr.write('\r\x1b[K');
+    },
+  };
+}
