@@ -14,7 +14,7 @@
  *   credential from config, argv or in a message; an unreachable endpoint fails in seconds).
  * Content is checked by pgfleet's own sha256 (metadata), not by the service's checksums.
  */
-import { Readable, Transform, addAbortSignal, pipeline } from 'node:stream';
+import { Readable, Transform, addAbortSignal } from 'node:stream';
 import {
   type S3Client,
   GetObjectCommand,
@@ -92,9 +92,14 @@ export class S3Store implements Store {
     // An aborted signal ends the source with an error: the upload then aborts its multipart
     // upload before it rejects (an abort passed to Upload itself would reject first, leaving it).
     const source = typeof data === 'string' || Buffer.isBuffer(data) ? Readable.from([Buffer.from(data)]) : data;
+    // pipe(), not pipeline(): when the upload gives up and stops reading, pipeline() would destroy
+    // the source with an error of its own, which would then pass for the source's failure.
     let sourceError: unknown;
-    source.on('error', (e) => (sourceError ??= e));
-    pipeline(source, signal ? addAbortSignal(signal, counted) : counted, () => undefined);
+    source.once('error', (e) => {
+      sourceError = e;
+      counted.destroy(e);
+    });
+    source.pipe(signal ? addAbortSignal(signal, counted) : counted);
     const lock = this.o.objectLock;
     const retainUntil = lock ? new Date(this.now().getTime() + lock.days * 86_400_000) : undefined;
     const upload = new Upload({

@@ -11,6 +11,8 @@
  * - Concurrent clusters need their own DIR and PORT (the monitor's port is derived from PORT).
  * - stop() (or stopObjectStore(dir)) ends the daemons started in DIR by their pid files, SIGKILL
  *   after 10 s, and removes DIR. Idempotent.
+ * - killGateway() ends the gateway alone (SIGKILL: an endpoint that dies mid-request) and returns
+ *   once it is gone; startGateway() brings it back on the same port, data and keys intact.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
@@ -31,6 +33,8 @@ export interface RunningObjectStore extends ObjectStoreEndpoint {
   pids(): number[];
   /** The variables the AWS SDK's chain reads, for a child's environment or process.env. */
   env(): Record<string, string>;
+  killGateway(): Promise<void>;
+  startGateway(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -141,13 +145,22 @@ async function bootstrap(d: string, port: number, runner: Runner): Promise<Runni
   await run(['ceph-osd', ...C, '-i', id, '--mkfs', '--osd-uuid', osdUuid], 'ceph-osd --mkfs');
   await run(['ceph-osd', ...C, '-i', id], 'ceph-osd');
   await admin(['ceph', ...C, 'auth', 'get-or-create', 'client.rgw.a', 'mon', 'allow rw', 'osd', 'allow rwx', '-o', k('client.rgw.a')], 'ceph auth');
-  await run(['radosgw', ...C, '-n', 'client.rgw.a'], 'radosgw');
-
-  const until = Date.now() + 60_000;
-  while (!(await portOpen(port))) {
-    if (Date.now() > until) throw new Error(`object store: the gateway did not open port ${port}; see ${path.join(d, 'log')}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const startGateway = async () => {
+    await run(['radosgw', ...C, '-n', 'client.rgw.a'], 'radosgw');
+    const until = Date.now() + 60_000;
+    while (!(await portOpen(port))) {
+      if (Date.now() > until) throw new Error(`object store: the gateway did not open port ${port}; see ${path.join(d, 'log')}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  const killGateway = async () => {
+    const pidFile = path.join(d, 'run', 'client.rgw.a.pid');
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : 0;
+    if (pid > 1 && alive(pid)) process.kill(pid, 'SIGKILL');
+    while ((pid > 1 && alive(pid)) || (await portOpen(port))) await new Promise((r) => setTimeout(r, 50));
+    rmSync(pidFile, { force: true });
+  };
+  await startGateway();
   // The gateway generates the user's keys: no secret on a command line; they come back on stdout.
   const out = await admin(['radosgw-admin', ...C, 'user', 'create', '--uid=test', '--display-name=test'], 'radosgw-admin user create');
   const key = (JSON.parse(out.stdout) as { keys?: { access_key: string; secret_key: string }[] }).keys?.[0];
@@ -163,6 +176,8 @@ async function bootstrap(d: string, port: number, runner: Runner): Promise<Runni
     secretAccessKey: key.secret_key,
     pids: () => daemonPids(d),
     env: () => ({ AWS_ACCESS_KEY_ID: key.access_key, AWS_SECRET_ACCESS_KEY: key.secret_key, AWS_REGION: region, S3_ENDPOINT: endpoint }),
+    killGateway,
+    startGateway,
     stop: () => stopObjectStore(d),
   };
 }

@@ -214,6 +214,28 @@ describe('S3Store on the RADOS Gateway', () => {
     }
   });
 
+  it('the endpoint killed mid-upload: save fails in bounded time, nothing complete; the unfinished upload is found and removed once it is back', async () => {
+    const s = store({ url: 's3://pgfleet-test/killed', partSize: 5 * MiB, maxAttempts: 2, idleTimeoutMs: 2000, connectTimeoutMs: 1000 });
+    let killing: Promise<void> | undefined;
+    const t = Date.now();
+    const err = await s.save('p/e/database/db.dump', source(80 * MiB, { onChunk: (sent) => sent === 16 * MiB && (killing = gw.killGateway()) })).catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err.message).toMatch(/^s3:\/\/pgfleet-test\/killed: save p\/e\/database\/db\.dump: cannot reach http:\/\/127\.0\.0\.1:7491/);
+    expect(Date.now() - t).toBeLessThan(30_000);
+    await killing;
+    await gw.startGateway();
+    expect(await s.stat('p/e/database/db.dump')).toBeNull();
+    expect(await s.list('')).toEqual([]);
+    // The abort could not reach a dead endpoint: what it left is an unfinished upload, never an object.
+    const left = await s.abandoned('', new Date(Date.now() + 60_000));
+    expect(left.length).toBeGreaterThan(0);
+    expect(left.every((a) => a.key === 'p/e/database/db.dump')).toBe(true);
+    for (const a of left) await s.removeAbandoned(a);
+    expect(await s.abandoned('', new Date(Date.now() + 60_000))).toEqual([]);
+    await s.save('p/e/database/db.dump', 'after');
+    expect((await s.read('p/e/database/db.dump')).toString()).toBe('after');
+  });
+
   it('with object lock, every object written carries its retention and its delete is refused', async () => {
     const b = await bucket(store().client, true);
     const s = store({ url: `s3://${b}/locked`, objectLock: { mode: 'COMPLIANCE', days: 1 }, partSize: 5 * MiB });
