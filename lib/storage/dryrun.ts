@@ -38,6 +38,7 @@ export function readOnly(store: Store): Store {
     abandoned: (prefix, before) => store.abandoned(prefix, before),
     removeAbandoned: (a: Abandoned) => refuse('remove', `${a.key} (${a.handle})`),
   };
+  if (store.keys) ro.keys = (prefix) => store.keys!(prefix);
   if (store.pathOf) ro.pathOf = (key) => store.pathOf!(key);
   READ_ONLY.add(ro);
   return ro;

@@ -51,6 +51,7 @@ describe('readOnly(store)', () => {
     expect(isReadOnly(local)).toBe(false);
     expect(ro.pathOf!(KEY)).toBe(local.pathOf(KEY));
     expect(await ro.list('acme/')).toEqual(await local.list('acme/'));
+    expect(await ro.keys!('acme/')).toEqual(await local.keys('acme/'));
     expect(await ro.stat(KEY)).toEqual(await local.stat(KEY));
     expect(await ro.stat('acme/nope')).toBeNull();
     expect((await ro.read(KEY + '.json')).toString()).toBe('{"id": 1}');
