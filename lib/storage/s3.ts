@@ -3,7 +3,8 @@
  * AWS SDK v3. Keys live under the URL's prefix: `s3://bucket/prefix` + `/` + key.
  *
  * Beyond store.ts's promises:
- * - save() streams a multipart upload (16 MiB parts, two in flight: memory stays flat); S3 makes
+ * - save() streams a multipart upload (8 MiB parts, two in flight: memory stays flat, under
+ *   100 MB; S3's 10,000 parts make 78 GiB the largest object, `partSize` raises it); S3 makes
  *   the object appear only when the upload completes. A source error or an aborted signal aborts
  *   the multipart upload before save() rejects; if even the abort fails (endpoint gone), the
  *   upload is left for abandoned()/removeAbandoned(), never listed.
@@ -104,7 +105,7 @@ export class S3Store implements Store {
     const retainUntil = lock ? new Date(this.now().getTime() + lock.days * 86_400_000) : undefined;
     const upload = new Upload({
       client: this.client,
-      partSize: this.o.partSize ?? 16 * MiB,
+      partSize: this.o.partSize ?? 8 * MiB,
       queueSize: 2,
       params: {
         Bucket: this.bucket,
