@@ -103,9 +103,10 @@ export class S3Store implements Store {
     source.pipe(signal ? addAbortSignal(signal, counted) : counted);
     const lock = this.o.objectLock;
     const retainUntil = lock ? new Date(this.now().getTime() + lock.days * 86_400_000) : undefined;
+    const partSize = this.o.partSize ?? 8 * MiB;
     const upload = new Upload({
       client: this.client,
-      partSize: this.o.partSize ?? 8 * MiB,
+      partSize,
       queueSize: 2,
       params: {
         Bucket: this.bucket,
@@ -127,14 +128,18 @@ export class S3Store implements Store {
       if (sourceError) throw new S3StoreError(redact(`${this.location}: save ${key}: the source failed, upload aborted: ${(sourceError as Error).message}`, this.secrets));
       throw this.fail('save', key, e);
     }
-    if (lock) await this.ensureRetention(key, versionId, lock.mode, retainUntil!);
+    // A single PutObject carries its lock headers everywhere; a multipart upload (more than one
+    // part) does not on every service, so its retention is checked and set if missing.
+    if (lock && size > partSize) await this.ensureRetention(key, versionId, lock.mode, retainUntil!);
     return { key, size };
   }
 
   /**
    * Make sure the version just written carries its retention: some services (Ceph's gateway 16)
-   * ignore the lock headers of a multipart upload. When it cannot be set, the version is deleted
-   * (best effort) and the save fails: an unlocked copy must not pass for a locked one.
+   * ignore the lock headers of a multipart upload. Needs s3:GetObjectRetention (else HEAD omits
+   * the lock) and s3:PutObjectRetention (which can extend a COMPLIANCE lock, never shorten it).
+   * When it cannot be set, the version is deleted (best effort) and the save fails: an unlocked
+   * copy must not pass for a locked one.
    */
   private async ensureRetention(key: string, VersionId: string | undefined, mode: 'GOVERNANCE' | 'COMPLIANCE', until: Date): Promise<void> {
     const Key = this.full(key);
