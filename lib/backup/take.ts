@@ -49,7 +49,6 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     log.debug({ step: name }, `backup: ${name}`);
   };
   let id: string | undefined;
-  let saved = false;
 
   try {
     step('start pg_dump (waiting for its snapshot), zstd and the snapshot session');
@@ -67,7 +66,6 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
 
     step('stream pg_dump → zstd → sha256 → the store, counting rows in the same snapshot');
     const streamed = await streamDump(ctx.repo, run, procs, { project, environment, id, snapshot: pre.snapshot, progress: ctx.progress });
-    saved = true; // from here a failure removes the saved dump: without metadata it is no backup
 
     step('write the metadata, last');
     const meta = backupMetadata(target, { id, type: opts.type, release: opts.release ?? null, startedAt, durationMs: Math.round(performance.now() - t0), level, container: sh.container ?? null, preflight: pre, streamed });
@@ -78,7 +76,8 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
   } catch (e) {
     run.stop(e);
     await run.settle();
-    if (saved && id) await ctx.repo.removeDump(project, environment, id).catch((re) => log.error({ id, err: (re as Error).message }, 'could not remove the dump of the failed backup'));
+    // Whatever got saved under the new id goes, metadata first (the id is this run's alone: taken under the lock).
+    if (id) await ctx.repo.remove(ctx.repo.keysOf(project, environment, id)).catch((re) => log.error({ id, err: (re as Error).message }, 'could not remove what the failed backup saved'));
     const err = backupFailure(run.error ?? e, target, { lockWaitMs, signal: ctx.signal });
     log.error({ id, err: err instanceof Error ? redact(err.message) : String(err) }, 'backup failed, nothing kept');
     throw err;

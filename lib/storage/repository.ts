@@ -125,9 +125,10 @@ export class Repository {
     return this.store.save(this.dumpKey(project, environment, id), data, o);
   }
 
-  /** Remove a dump that has no metadata (a backup that failed after its dump was saved). Idempotent. */
-  removeDump(project: string, environment: string, id: string): Promise<void> {
-    return this.store.remove(this.dumpKey(project, environment, id));
+  /** The keys of backup `id` (its dump and its metadata), for remove(): a failed backup's, whatever it saved. */
+  keysOf(project: string, environment: string, id: string): { key: string; metaKey: string } {
+    const key = this.dumpKey(project, environment, id);
+    return { key, metaKey: key + META_EXT };
   }
 
   /** Write (or replace) a backup's metadata atomically. Returns its path. Refuses metadata that fails its schema (a bug). */
@@ -141,8 +142,8 @@ export class Repository {
 
   /** The stored backup `meta` describes (its keys and paths), as saveMetadata() just wrote it. */
   stored(meta: BackupMetadata): StoredBackup {
-    const key = this.dumpKey(meta.project, meta.environment, meta.id);
-    return { meta, path: this.pathOf(key), metaPath: this.pathOf(key + META_EXT), key, metaKey: key + META_EXT };
+    const { key, metaKey } = this.keysOf(meta.project, meta.environment, meta.id);
+    return { meta, path: this.pathOf(key), metaPath: this.pathOf(metaKey), key, metaKey };
   }
 
   /** Read and check the metadata under `metaKey` (see Inspection). `dumpSize`: the dump's size if known (list()), else it is stat-ed. */
