@@ -6,10 +6,11 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
-import { LineCounter, parseDocument, isMap, isScalar, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isNode, isScalar, isSeq, type Document, type LineCounter, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, UsageError, type ConfigIssue } from '../core/errors.js';
 import { isSegment } from './names.js';
+import { keyText, parseConfigYaml, readConfigText } from './read.js';
 import { DURATION, ProjectsFile, type DatabaseConfig, type OffsiteConfig, type PlatformConfig } from './schema.js';
 import { parseS3Url } from './offsite.js';
 
@@ -104,19 +105,36 @@ export function parseDuration(s: string): number {
   return Number(m[1]) * unit;
 }
 
-function lineOf(doc: Document, lc: LineCounter, p: readonly PropertyKey[], key?: string): number | undefined {
-  for (let n = p.length; n >= 0; n--) {
-    const node = (n === 0 ? doc.contents : doc.getIn(p.slice(0, n) as unknown[], true)) as YamlNode | undefined;
-    if (!node) continue;
-    if (key !== undefined && n === p.length && isMap(node)) {
-      const pair = node.items.find((it) => isScalar(it.key) && String(it.key.value) === key);
-      const r = (pair?.key as YamlNode | undefined)?.range;
-      if (r) return lc.linePos(r[0]).line;
-    }
-    if (node.range) return lc.linePos(node.range[0]).line;
+/** A map's pairs by key, indexed once per map: finding the lines of many problems stays linear. */
+const pairIndex = new WeakMap<YAMLMap, Map<string, Pair>>();
+function pairOf(map: YAMLMap, key: string): Pair | undefined {
+  let idx = pairIndex.get(map);
+  if (!idx) {
+    idx = new Map();
+    for (const it of map.items) if (isScalar(it.key) && !idx.has(String(it.key.value))) idx.set(String(it.key.value), it);
+    pairIndex.set(map, idx);
   }
+  return idx.get(key);
+}
+
+/** The line of a data path's node (of `key` in it, if given), else of its nearest existing parent. */
+function lineOf(doc: Document, lc: LineCounter, p: readonly PropertyKey[], key?: string): number | undefined {
+  const nodes: YamlNode[] = []; // the root, then each node along the path while it exists
+  let node: unknown = doc.contents;
+  for (let i = 0; isNode(node); i++) {
+    nodes.push(node);
+    node = i < p.length ? step(node, p[i]) : undefined;
+  }
+  const last = nodes.length === p.length + 1 ? nodes.at(-1) : undefined;
+  if (key !== undefined && isMap(last)) {
+    const r = (pairOf(last, key)?.key as YamlNode | undefined)?.range;
+    if (r) return lc.linePos(r[0]).line;
+  }
+  for (const n of nodes.reverse()) if (n.range) return lc.linePos(n.range[0]).line;
   return undefined;
 }
+
+const step = (node: YamlNode, seg: PropertyKey): unknown => (isMap(node) ? pairOf(node, String(seg))?.value : isSeq(node) ? node.items[Number(seg)] : undefined);
 
 function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
@@ -127,6 +145,7 @@ function editDistance(a: string, b: string): number {
 }
 
 export function didYouMean(key: string, known: readonly string[]): string | undefined {
+  if (key.length > 64) return undefined; // no key is that long; the distance table would be huge
   let best: string | undefined;
   let bestD = Infinity;
   for (const k of known) {
@@ -157,17 +176,15 @@ function keysAt(schema: z.ZodType, p: readonly PropertyKey[]): string[] {
   return s && def(s).type === 'object' ? Object.keys(def(s).shape ?? {}) : [];
 }
 
-/** A key path for messages; a segment that is not plain text is quoted, so a newline cannot forge a line. */
-const dotted = (p: readonly PropertyKey[]) => p.map((k) => (/^[\x21-\x7e]+$/.test(String(k)) ? String(k) : JSON.stringify(String(k)))).join('.');
+/** A key path for messages; a segment that is not plain text is quoted, so a newline cannot forge a line, and a long one is cut. */
+const dotted = (p: readonly PropertyKey[]) => p.map(keyText).join('.');
 
 /** Parse and validate; returns every issue found, never throws for bad content. */
 export function checkConfigText(text: string, file: string): { data?: z.infer<typeof ProjectsFile>; issues: ConfigIssue[] } {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
-  const issues: ConfigIssue[] = [];
-  for (const e of doc.errors) issues.push({ file, line: e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line, path: '', message: `YAML: ${e.message.split('\n')[0]}` });
-  if (issues.length) return { issues };
-  const raw = doc.toJS() ?? {};
+  const { parsed: yaml, issues } = parseConfigYaml(text, file);
+  if (!yaml) return { issues };
+  const { doc, lc } = yaml;
+  const raw = yaml.raw ?? {};
   if (typeof raw !== 'object' || Array.isArray(raw)) return { issues: [{ file, line: 1, path: '', message: 'expected a mapping of project names' }] };
 
   const parsed = ProjectsFile.safeParse(raw);
@@ -291,13 +308,9 @@ function resolveTargets(data: z.infer<typeof ProjectsFile>, dir: string): Target
 /** Load and validate projects.yml. Throws ConfigError listing every problem. */
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const abs = path.resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(abs, 'utf8');
-  } catch (e) {
-    throw new ConfigError([{ file, path: '', message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }]);
-  }
-  const { data, issues } = checkConfigText(text, file);
+  const read = readConfigText(file, abs);
+  if (read.text === undefined) throw new ConfigError(read.issues);
+  const { data, issues } = checkConfigText(read.text, file);
   if (!data) throw new ConfigError(issues);
   const dir = path.dirname(abs);
   return { file: abs, platform: resolvePlatform(data.platform, env, dir), targets: resolveTargets(data, dir) };
