@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { selectTargets } from '../config/load.js';
-import type { Context } from '../runtime/context.js';
+import { dryRunContext, type Context } from '../runtime/context.js';
 import { EXIT, LockBusyError, type ExitCode } from '../core/errors.js';
 import { withLock } from '../storage/lock.js';
 import { targetLogger } from '../core/log.js';
@@ -26,7 +26,8 @@ export async function runPrune(ctx: Context, o: { project?: string; environment?
   for (const t of targets) {
     const name = `${t.project}/${t.environment}`;
     try {
-      const r = o.dryRun ? await pruneTarget(ctx, t, { dryRun: true }) : await withLock(ctx.repo.lockDir(t.project, t.environment), t, 'prune', () => pruneTarget(ctx, t));
+      // A dry run: the same planning on a repository that refuses writes, and no lock (it creates nothing).
+      const r = o.dryRun ? await pruneTarget(dryRunContext(ctx), t) : await withLock(ctx.repo.lockDir(t.project, t.environment), t, 'prune', () => pruneTarget(ctx, t));
       results.push(r);
       printPrune(ctx, r);
     } catch (e) {

@@ -15,7 +15,7 @@
  */
 import { backupCycle } from '../backup/cycle.js';
 import { selectTargets, type Target } from '../config/load.js';
-import type { Context } from '../runtime/context.js';
+import { dryRunContext, type Context } from '../runtime/context.js';
 import { EXIT, LockBusyError, type ExitCode } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
 import { writeMetrics } from '../fleet/metrics.js';
@@ -48,12 +48,14 @@ export async function runScheduledBackup(ctx: Context, o: { project?: string; en
   const concurrency = Math.max(1, o.concurrency ?? ctx.config.platform.concurrency);
   ctx.logger.info({ targets: targets.length, concurrency, dry_run: !!o.dryRun }, 'scheduled-backup started');
 
+  // A dry run plans each target's retention through the same code, on a repository that refuses writes.
+  const dry = dryRunContext(ctx);
   const runs: TargetRun[] = new Array(targets.length);
   let next = 0;
   const worker = async () => {
     while (next < targets.length) {
       const i = next++;
-      runs[i] = ctx.signal?.aborted ? skipped(targets[i]) : o.dryRun ? await dryRunTarget(ctx, targets[i]) : await backupTarget(ctx, targets[i]);
+      runs[i] = ctx.signal?.aborted ? skipped(targets[i]) : o.dryRun ? await dryRunTarget(dry, targets[i]) : await backupTarget(ctx, targets[i]);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));
@@ -92,11 +94,12 @@ async function backupTarget(ctx: Context, t: Target): Promise<TargetRun> {
   }
 }
 
+/** What retention would remove once tonight's backup exists; `ctx` is a dry run's (read-only). */
 async function dryRunTarget(ctx: Context, t: Target): Promise<TargetRun> {
   const now = ctx.clock();
   const upcoming = { id: backupStem(now), created_at: now.toISOString(), type: 'scheduled' as const, verification: null };
   try {
-    const plan = await pruneTarget(ctx, t, { dryRun: true, upcoming });
+    const plan = await pruneTarget(ctx, t, { upcoming });
     return { project: t.project, environment: t.environment, result: 'dry-run', duration_ms: 0, removed: plan.remove.map((r) => r.id) };
   } catch (e) {
     return { project: t.project, environment: t.environment, result: 'failed', duration_ms: 0, error: (e as Error).message };

@@ -8,13 +8,16 @@
  *   → the result recorded in the backup's metadata (`verification`)
  *   → metrics textfile rewritten, webhook notified (as scheduled-backup)
  *
+ * --dry-run reads the same plan through a read-only repository, prints it and stops: no scratch
+ * database, nothing recorded, no metrics or webhook.
+ *
  * Exit 4 when a backup failed verification, 1 when a verification could not run (container down,
  * no connection: nothing is recorded then, the backup is not to blame), 130 when interrupted.
  * Runs without the target's lock: it never changes a dump, and writes the metadata by an atomic
  * replace of a freshly read copy, so backups and prunes are not blocked by an hour-long check.
  */
 import { selectTargets, type Target } from '../config/load.js';
-import type { Context } from '../runtime/context.js';
+import { dryRunContext, type Context } from '../runtime/context.js';
 import { canCreateDatabases, dbProps, dropDatabase, scratchName, withMaintenanceSession } from '../postgres/dbadmin.js';
 import { CommandError, EXIT, InterruptedError, PgfleetError, UsageError, VerificationError, type ExitCode } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
@@ -112,8 +115,10 @@ async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs?: number
 
 export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<{ results: VerifyOutcome[]; exitCode: ExitCode }> {
   const targets = selectTargets(ctx.config, o.project, o.environment).filter((t) => t.backup.enabled || (o.project && o.environment));
+  // The plan is read the same way for a dry run, on a repository that refuses any write.
+  const planner = o.dryRun ? dryRunContext(ctx) : ctx;
   const plan: [Target, StoredBackup[]][] = [];
-  for (const t of targets) plan.push([t, await chosenBackups(ctx, t, o)]);
+  for (const t of targets) plan.push([t, await chosenBackups(planner, t, o)]);
   if (o.backup && plan.every(([, bs]) => !bs.length)) throw new UsageError(`no complete backup ${o.backup} in ${o.project ?? 'any project'}${o.environment ? `/${o.environment}` : ''}`);
 
   if (o.dryRun) {

@@ -15,6 +15,7 @@ import type { Target } from '../config/load.js';
 import { targetLogger } from '../core/log.js';
 import type { Context } from '../runtime/context.js';
 import { pinnedByDeployments } from '../storage/manifests.js';
+import { isReadOnly } from '../storage/dryrun.js';
 import type { Abandoned } from '../storage/store.js';
 import { planRetention, type RetentionInput, type RetentionPlan } from './retention.js';
 
@@ -29,13 +30,14 @@ export interface TargetPrune extends RetentionPlan {
 }
 
 export interface PruneOptions {
-  /** Plan only: list what would go, write nothing. */
-  dryRun?: boolean;
   /** A backup that does not exist yet, planned as if it did (scheduled-backup's dry run). */
   upcoming?: RetentionInput;
 }
 
-/** Plan and (unless dryRun) apply retention for one target. */
+/**
+ * Plan and apply retention for one target. On a read-only repository (a dry run: dryRunContext)
+ * it plans only: the plan is read through the same code, and the wrapper refuses any write.
+ */
 export async function pruneTarget(ctx: Context, target: Target, o: PruneOptions = {}): Promise<TargetPrune> {
   const { project, environment } = target;
   const log = targetLogger(ctx.logger, target);
@@ -44,8 +46,9 @@ export async function pruneTarget(ctx: Context, target: Target, o: PruneOptions 
   const pinned = await pinnedByDeployments(ctx.repo, project, environment);
   const plan = planRetention([...backups.map((b) => b.meta), ...(o.upcoming ? [o.upcoming] : [])], target.backup, now, pinned);
   const leftovers = await leftoverTemps(ctx, target, now);
-  const result: TargetPrune = { project, environment, dryRun: !!o.dryRun, ...plan, tempFiles: leftovers.map((a) => a.handle) };
-  if (o.dryRun) return result;
+  const dryRun = isReadOnly(ctx.repo.store);
+  const result: TargetPrune = { project, environment, dryRun, ...plan, tempFiles: leftovers.map((a) => a.handle) };
+  if (dryRun) return result;
 
   const byId = new Map(backups.map((b) => [b.meta.id, b]));
   for (const r of plan.remove) {
