@@ -2,11 +2,12 @@
  * The safe restore over a live database (ARCHITECTURE.md "A safe restore"). The caller holds the
  * target's lock; nothing here prompts or prints.
  *
- *   check the dump against its metadata → preflight (container, live database, privileges, app
- *   containers) → safety backup → stop the running app containers → restore into a scratch
- *   database and check it → in one transaction: give it the live database's settings and
- *   privileges, end the sessions, rename (live → <db>__before_<stamp>, scratch → live) → check the live copy
- *   (verify_on_restore), before any app writes to it → start the app containers
+ *   check the dump against its metadata, and meanwhile the preflight (lib/restore/preflight.ts:
+ *   container, live database, privileges, app containers) → safety backup → stop the running app
+ *   containers → restore into a scratch database and check it → in one transaction: give it the
+ *   live database's settings and privileges, end the sessions, rename (live → <db>__before_<stamp>,
+ *   scratch → live) → check the live copy (verify_on_restore), before any app writes to it → start
+ *   the app containers
  *
  * Promises: a failure (or interrupt) before the swap drops the scratch database, starts the app
  * containers it stopped and leaves the live database untouched; a failure after the swap swaps
@@ -18,13 +19,14 @@ import type { Target } from '../config/load.js';
 import { EXIT, InterruptedError, PgfleetError, VerificationError } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
 import { Undo, withLeftovers } from '../core/undo.js';
-import { canCreateDatabases, dbProps, dropDatabase, scratchName, swapDatabases, withMaintenanceSession } from '../postgres/dbadmin.js';
+import { dropDatabase, scratchName, swapDatabases, withMaintenanceSession } from '../postgres/dbadmin.js';
 import { parseRowCounts, type PsqlSession, ROW_COUNTS_SQL } from '../postgres/psql.js';
 import type { Context } from '../runtime/context.js';
 import type { StoredBackup } from '../storage/repository.js';
 import { compareCounts } from './dump.js';
 import { restoreInto } from './into.js';
-import { freeBeforeName, swapBack } from './kept.js';
+import { swapBack } from './kept.js';
+import { preflight } from './preflight.js';
 import { openDump, openWhile } from './stage.js';
 
 export interface RestoreOverOptions {
@@ -75,26 +77,10 @@ async function restoreOverWith(ctx: Context, target: Target, backup: StoredBacku
   step('check the dump against its metadata');
   const sh = ctx.shellFor(target);
   const now = ctx.clock();
-  const preflight = (async () => {
-    if (target.container) await ctx.containers.requireRunning(target.container, ref);
-    return Promise.all([
-      dbProps(sh, live, { signal, session: admin }),
-      canCreateDatabases(sh, admin),
-      freeBeforeName(sh, live, now, admin),
-      Promise.all(target.appContainers.map(async (c) => [c, await ctx.containers.isRunning(c, ref)] as const)),
-    ]);
-  })();
-  const [dump, [props, mayCreate, keepAs, apps]] = await openWhile(openDump(ctx, sh, backup, { jobs: opts.jobs, signal }), preflight, ref);
-  const refuse = async (msg: string) => {
-    throw withLeftovers(new PgfleetError(msg, EXIT.FAILED, ref), await dump.close(), ref);
-  };
-  if (!props) return refuse(`${where}: database "${live}" does not exist (${sh.where}); to create it from the dump, restore with --into ${live}`);
-  if (!mayCreate) return refuse(`${where}: role ${target.user ?? '(default)'} may not create or rename databases; a safe restore needs CREATEDB (ALTER ROLE … CREATEDB)`);
-  const appState = new Map<string, boolean>();
-  for (const [c, r] of apps) {
-    if (r === null) return refuse(`${where}: app container "${c}" (database.app_containers.${target.environment}) does not exist`);
-    appState.set(c, r);
-  }
+  const asking = preflight(ctx, target, sh, admin, now, signal);
+  const [dump, pre] = await openWhile(openDump(ctx, sh, backup, { jobs: opts.jobs, signal }), asking, ref);
+  if ('refusal' in pre) throw withLeftovers(new PgfleetError(pre.refusal, EXIT.FAILED, ref), await dump.close(), ref);
+  const { props, keepAs, appState } = pre;
   const scratch = scratchName(live, now);
 
   const undo = new Undo(log);

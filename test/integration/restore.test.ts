@@ -237,6 +237,41 @@ describe('restore over a live database (real PostgreSQL 15 in containers)', () =
     expect(await stagedLeft(c)).toEqual([]);
   });
 
+  it('refuses before touching anything when the preflight finds a reason: no live database, no CREATEDB, an app container missing', async () => {
+    const c = fleet.container('acme');
+    const { ctx } = fleet.context();
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const [dbs, backups, appStarted] = [await databases('acme'), (await ctx.repo.list('acme', 'production')).length, await startedAt(app)];
+    const refused = async (environment: string, why: RegExp) => {
+      const e = await runRestore(fleet.context().ctx, { project: 'acme', environment, source: b.path, yes: true }).catch((x) => x);
+      expect(e).toBeInstanceOf(PgfleetError);
+      expect(e.exitCode).toBe(EXIT.FAILED);
+      expect(e.message).toMatch(why);
+      // No safety backup, no database created or renamed, nothing staged, the app never stopped.
+      expect(await databases('acme')).toEqual(dbs);
+      expect((await ctx.repo.list('acme', 'production')).length).toBe(backups);
+      expect(await stagedLeft(c)).toEqual([]);
+      expect(await startedAt(app)).toBe(appStarted);
+    };
+    const spec = fleet.projects[0];
+    const [databasesWere, databaseWas] = [spec.databases, spec.database];
+    try {
+      spec.databases = { ...databasesWere, staging: 'acme_gone' };
+      spec.database = { app_containers: { production: [app, `${fleet.prefix}-no-such-app`] } };
+      fleet.writeConfig();
+      await refused('staging', /database "acme_gone" does not exist \(container [^)]+\); to create it from the dump, restore with --into acme_gone/);
+      await refused('production', /app container "[^"]+-no-such-app" \(database\.app_containers\.production\) does not exist/);
+      spec.database = databaseWas;
+      fleet.writeConfig();
+      await fleet.sql('acme', 'postgres', 'ALTER ROLE acme NOCREATEDB');
+      await refused('production', /role acme may not create or rename databases; a safe restore needs CREATEDB/);
+    } finally {
+      await fleet.sql('acme', 'postgres', 'ALTER ROLE acme CREATEDB');
+      [spec.databases, spec.database] = [databasesWere, databaseWas];
+      fleet.writeConfig();
+    }
+  });
+
   it('fills in the data positions pg_dump could not write into a pipe: stock pg_restore -j2 of the result is identical', async () => {
     const c = fleet.container('acme');
     const { ctx } = fleet.context();
