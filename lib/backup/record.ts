@@ -3,11 +3,13 @@
  * dump a backup (ARCHITECTURE.md, "a backup is complete only when its marker is written last").
  * Pure: everything it records was measured by the run (schemas/backup-metadata.schema.json; the
  * repository refuses metadata that fails it). Holds no credential: the source is the container and
- * the user name only.
+ * the user name only. A target with offsite configured starts 'pending' (lib/offsite/upload.ts
+ * rewrites it once the copy is confirmed), so a run that dies before its upload is still pending.
  */
 import type { Target } from '../config/load.js';
 import { VERSION } from '../core/package.js';
 import type { BackupMetadata, BackupType } from '../formats/metadata.js';
+import { offsiteKey } from '../offsite/bucket.js';
 import { DUMP_EXT } from '../storage/repository.js';
 import type { Streamed } from './pipeline.js';
 import type { Preflight } from './snapshot.js';
@@ -51,5 +53,7 @@ export function backupMetadata(target: Target, m: Measured): BackupMetadata {
     total_rows: Object.values(m.streamed.tables).reduce((a, b) => a + b, 0),
     pgfleet_version: VERSION,
     verification: null,
+    offsite: target.offsite ? { status: 'pending', key: offsiteKey(target, m.id) } : null,
   };
 }
+

@@ -23,6 +23,35 @@ export const Verification = z.strictObject({
   error: z.string().optional(),
 });
 
+/** The age public keys a stored copy is encrypted to (bech32, checked again by lib/config on load). */
+const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
+const SHA256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+/**
+ * How the stored bytes are encrypted: null (plaintext: every local backup, and offsite copies of a
+ * target without recipients), or age to public keys. `plaintext_*` are the decrypted bytes' (the
+ * .dump.zst archive, i.e. the local file's sha256 and size); size_bytes/sha256 are the stored bytes'.
+ */
+export const Encryption = z.strictObject({
+  algorithm: z.literal('age'),
+  recipients: z.array(z.string().regex(AGE_RECIPIENT)).min(1),
+  plaintext_sha256: SHA256,
+  plaintext_size_bytes: z.number().int().min(0),
+});
+
+/**
+ * In LOCAL metadata: the backup's offsite copy. null: offsite was not configured for the target
+ * when it was taken (absent: metadata from before offsite copies, read as null). 'pending': not
+ * confirmed in the bucket (`error` says the last failure); 'uploaded': dump and metadata objects
+ * written and checked, under `key` (the dump's key in the bucket, below the URL's prefix).
+ */
+export const OffsiteState = z.strictObject({
+  status: z.enum(['uploaded', 'pending']),
+  key: z.string().min(1),
+  uploaded_at: iso.optional(),
+  error: z.string().optional(),
+});
+
 export const BackupMetadata = z.strictObject({
   format_version: z.literal(1),
   id: z.string().regex(BACKUP_ID),
@@ -35,12 +64,13 @@ export const BackupMetadata = z.strictObject({
   started_at: iso,
   finished_at: iso,
   duration_ms: z.number().int().min(0),
-  file: z.string().regex(/^db_\d{8}_\d{6}Z(_\d+)?\.dump(\.zst)?$/),
+  /** The dump's name: `.age` only on an encrypted (offsite) copy. */
+  file: z.string().regex(/^db_\d{8}_\d{6}Z(_\d+)?\.dump(\.zst)?(\.age)?$/),
   size_bytes: z.number().int().min(0),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  sha256: SHA256,
   format: z.literal('custom'),
   compression: z.strictObject({ algorithm: z.enum(['zstd', 'none']), level: z.number().int().nullable() }),
-  encryption: z.null(),
+  encryption: Encryption.nullable(),
   pg_dump_version: z.string(),
   server_version: z.string(),
   source: z.strictObject({ container: z.string().nullable(), user: z.string().nullable() }),
@@ -48,10 +78,13 @@ export const BackupMetadata = z.strictObject({
   total_rows: z.number().int().min(0),
   pgfleet_version: z.string(),
   verification: Verification.nullable(),
+  offsite: OffsiteState.nullable().optional(),
 });
 
 export type BackupMetadata = z.infer<typeof BackupMetadata>;
 export type VerificationResult = z.infer<typeof Verification>;
+export type EncryptionInfo = z.infer<typeof Encryption>;
+export type OffsiteStatus = z.infer<typeof OffsiteState>;
 
 /** The one order of backups, newest first: by creation time, then by id (db_…_2 after db_…). */
 export function newestFirst(a: Pick<BackupMetadata, 'id' | 'created_at'>, b: Pick<BackupMetadata, 'id' | 'created_at'>): number {

@@ -7,8 +7,16 @@
  *   <project>/<environment>/database/db_<YYYYMMDD>_<HHMMSS>Z.dump.zst.json   its metadata
  *   <project>/<environment>/deployments/<release>.json                       manifests
  *
+ * An offsite copy encrypted with age is `<id>.dump.zst.age` with its `<id>.dump.zst.age.json`
+ * (lib/offsite/upload.ts); list(), inspect() and find() take either, so `new Repository(s3Store)`
+ * reads a bucket with this code.
+ *
  * - A backup is complete only when its metadata exists, is valid, names its own dump, and that dump
- *   has the recorded size. Anything else is not listed, not restored, not counted by retention.
+ *   has the recorded size. Anything else is not restored, not counted by retention, and never
+ *   silent: survey() returns it as damaged with its problem (a metadata file that is unreadable,
+ *   invalid or names another file; a dump missing or of another size; a dump with no metadata
+ *   last written more than a day ago, which no running backup leaves), so list, status,
+ *   verify-backups, prune and the metrics report it.
  * - Dumps and metadata are saved atomically (the store's save); the metadata is written last by
  *   the caller (takeBackup), so a dump without it is never a backup. remove() deletes the metadata
  *   first, so a half-removed backup is never taken for a whole one.
@@ -25,6 +33,13 @@ import { isKey, joinKey, NotFoundError, type Abandoned, type SaveOptions, type S
 
 export const DUMP_EXT = '.dump.zst';
 export const META_EXT = '.json';
+/** The suffix of a dump encrypted with age (offsite copies only). */
+export const AGE_EXT = '.age';
+
+/** Whether a key is a backup's metadata (a plain or an age-encrypted dump's). */
+export function isMetaKey(key: string): boolean {
+  return key.endsWith(DUMP_EXT + META_EXT) || key.endsWith(DUMP_EXT + AGE_EXT + META_EXT);
+}
 
 export interface StoredBackup {
   meta: BackupMetadata;
@@ -35,10 +50,35 @@ export interface StoredBackup {
   metaKey: string;
 }
 
+/**
+ * A backup that is not complete but was meant to be one (see the header): its metadata when it
+ * could be read and is valid (the dump is then missing or of another size), its keys, and why.
+ */
+export interface DamagedBackup {
+  id: string;
+  meta: BackupMetadata | null;
+  /** The dump's key (it may be missing) and the metadata's (it may be missing: a dump without metadata). */
+  key: string;
+  metaKey: string;
+  path: string;
+  problem: string;
+}
+
+/** A target's backups as survey() finds them: complete ones newest first, damaged ones by id (newest first). */
+export interface Survey {
+  complete: StoredBackup[];
+  damaged: DamagedBackup[];
+}
+
+/** How long a dump without metadata may stay before it is damage: a backup writes its metadata seconds after its dump. */
+export const ORPHAN_DUMP_AGE_MS = 86_400_000;
+
 /** One backup's metadata, checked: the backup when it is complete, else null and why not. */
 export interface Inspection {
   backup: StoredBackup | null;
   problem?: string;
+  /** Set when the metadata read and passed its schema but the dump does not match it. */
+  meta?: BackupMetadata;
 }
 
 /** db_YYYYMMDD_HHMMSSZ for a time, in UTC. */
@@ -116,7 +156,8 @@ export class Repository {
     const stem = backupStem(at);
     for (let n = 1; ; n++) {
       const id = n === 1 ? stem : `${stem}_${n}`;
-      if (!names.has(id + DUMP_EXT) && !names.has(id + DUMP_EXT + META_EXT)) return id;
+      const taken = [DUMP_EXT, DUMP_EXT + META_EXT, DUMP_EXT + AGE_EXT, DUMP_EXT + AGE_EXT + META_EXT].some((ext) => names.has(id + ext));
+      if (!taken) return id;
     }
   }
 
@@ -131,18 +172,19 @@ export class Repository {
     return { key, metaKey: key + META_EXT };
   }
 
-  /** Write (or replace) a backup's metadata atomically. Returns its path. Refuses metadata that fails its schema (a bug). */
+  /** Write (or replace) a backup's metadata atomically, as `<its file's key>.json`. Returns its path. Refuses metadata that fails its schema (a bug). */
   async saveMetadata(meta: BackupMetadata): Promise<string> {
     const problems = schemaProblems('backup-metadata', meta);
     if (problems.length) throw new InternalError(`metadata does not match its schema: ${problems.join('; ')}`);
-    const key = this.dumpKey(meta.project, meta.environment, meta.id) + META_EXT;
+    const key = joinKey(meta.project, meta.environment, 'database', meta.file) + META_EXT;
     await this.store.save(key, JSON.stringify(meta, null, 2) + '\n');
     return this.pathOf(key);
   }
 
   /** The stored backup `meta` describes (its keys and paths), as saveMetadata() just wrote it. */
   stored(meta: BackupMetadata): StoredBackup {
-    const { key, metaKey } = this.keysOf(meta.project, meta.environment, meta.id);
+    const key = joinKey(meta.project, meta.environment, 'database', meta.file);
+    const metaKey = key + META_EXT;
     return { meta, path: this.pathOf(key), metaPath: this.pathOf(metaKey), key, metaKey };
   }
 
@@ -159,44 +201,73 @@ export class Repository {
     const key = metaKey.slice(0, metaKey.lastIndexOf('/') + 1) + meta.file;
     if (key + META_EXT !== metaKey) return { backup: null, problem: `metadata names another file (${meta.file})` };
     const size = dumpSize !== undefined ? dumpSize : ((await this.store.stat(key))?.size ?? null);
-    if (size === null) return { backup: null, problem: 'dump file missing' };
-    if (size !== meta.size_bytes) return { backup: null, problem: `dump is ${size} bytes, metadata says ${meta.size_bytes}` };
+    if (size === null) return { backup: null, problem: 'dump file missing', meta };
+    if (size !== meta.size_bytes) return { backup: null, problem: `dump is ${size} bytes, metadata says ${meta.size_bytes}`, meta };
     return { backup: { meta, path: this.pathOf(key), metaPath: this.pathOf(metaKey), key, metaKey } };
   }
 
-  /** One backup of a target by id, checked (see Inspection). */
-  inspect(project: string, environment: string, id: string): Promise<Inspection> {
-    return this.check(this.dumpKey(project, environment, id) + META_EXT);
+  /** One backup of a target by id, checked (see Inspection): the plain dump's metadata, else the age-encrypted one's. */
+  async inspect(project: string, environment: string, id: string): Promise<Inspection> {
+    const key = this.dumpKey(project, environment, id);
+    const plain = await this.check(key + META_EXT);
+    if (plain.problem !== 'no metadata') return plain;
+    const age = await this.check(key + AGE_EXT + META_EXT);
+    return age.problem === 'no metadata' ? plain : age;
   }
 
   /** check() of the metadata file at `metaPath` under the local store's root (else: not a backup of this repository). */
   async load(metaPath: string): Promise<Inspection> {
     const key = this.keyOf(metaPath);
-    if (!key || !key.endsWith(DUMP_EXT + META_EXT)) return { backup: null, problem: `not a backup's metadata in ${this.root} (${metaPath})` };
+    if (!key || !isMetaKey(key)) return { backup: null, problem: `not a backup's metadata in ${this.root} (${metaPath})` };
     return this.check(key);
   }
 
-  /**
-   * Complete backups of one target, newest first: one listing, then each metadata read and
-   * checked. With the store's keys() (local), only the dumps are stat-ed, as the metadata names them.
-   */
+  /** Complete backups of one target, newest first (survey()'s complete ones). */
   async list(project: string, environment: string): Promise<StoredBackup[]> {
+    return (await this.survey(project, environment)).complete;
+  }
+
+  /**
+   * Every backup of one target, complete or damaged (see the header): one listing, then each
+   * metadata read and checked. With the store's keys() (local), only the dumps are stat-ed, as the
+   * metadata names them, and a dump without metadata once for its age. `now`: the clock for that
+   * age (default the real time). Read-only.
+   */
+  async survey(project: string, environment: string, now: Date = new Date()): Promise<Survey> {
     const prefix = this.databasePrefix(project, environment);
     const direct = (k: string) => !k.includes('/', prefix.length);
-    let metas: string[];
+    let keys: string[];
     let sizes: Map<string, number> | undefined;
-    if (this.store.keys) metas = (await this.store.keys(prefix)).filter((k) => direct(k) && k.endsWith(DUMP_EXT + META_EXT));
+    if (this.store.keys) keys = (await this.store.keys(prefix)).filter(direct);
     else {
       const objects = (await this.store.list(prefix)).filter((o) => direct(o.key));
       sizes = new Map(objects.map((o) => [o.key, o.size]));
-      metas = objects.filter((o) => o.key.endsWith(DUMP_EXT + META_EXT)).map((o) => o.key);
+      keys = objects.map((o) => o.key);
     }
-    const out: StoredBackup[] = [];
+    const metas = keys.filter(isMetaKey);
+    const complete: StoredBackup[] = [];
+    const damaged: DamagedBackup[] = [];
+    const idOf = (k: string) => path.posix.basename(k).replace(/\.dump\.zst(\.age)?(\.json)?$/, '');
     for (let i = 0; i < metas.length; i += READ_CONCURRENCY) {
-      const batch = metas.slice(i, i + READ_CONCURRENCY).map((k) => this.check(k, sizes ? (sizes.get(k.slice(0, -META_EXT.length)) ?? null) : undefined));
-      for (const r of await Promise.all(batch)) if (r.backup) out.push(r.backup);
+      const chunk = metas.slice(i, i + READ_CONCURRENCY);
+      const batch = chunk.map((k) => this.check(k, sizes ? (sizes.get(k.slice(0, -META_EXT.length)) ?? null) : undefined));
+      (await Promise.all(batch)).forEach((r, j) => {
+        if (r.backup) return void complete.push(r.backup);
+        const metaKey = chunk[j];
+        const key = metaKey.slice(0, -META_EXT.length);
+        damaged.push({ id: r.meta?.id ?? idOf(metaKey), meta: r.meta ?? null, key, metaKey, path: this.pathOf(key), problem: r.problem ?? 'not a complete backup' });
+      });
     }
-    return out.sort((a, b) => newestFirst(a.meta, b.meta));
+    // A dump whose metadata was never written: a running backup's for seconds, a lost one's after that.
+    const named = new Set(metas.map((k) => k.slice(0, -META_EXT.length)));
+    const cutoff = now.getTime() - ORPHAN_DUMP_AGE_MS;
+    for (const key of keys.filter((k) => (k.endsWith(DUMP_EXT) || k.endsWith(DUMP_EXT + AGE_EXT)) && !named.has(k))) {
+      const st = await this.store.stat(key);
+      if (!st || st.mtime.getTime() > cutoff) continue;
+      damaged.push({ id: idOf(key), meta: null, key, metaKey: key + META_EXT, path: this.pathOf(key), problem: `dump without metadata (last written ${st.mtime.toISOString()})` });
+    }
+    damaged.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    return { complete: complete.sort((a, b) => newestFirst(a.meta, b.meta)), damaged };
   }
 
   /** Find a complete backup of a target by id. */

@@ -82,7 +82,25 @@ describe('backup-metadata.schema.json with ajv', () => {
     expect(schemaProblems('backup-metadata', meta)).toEqual([]);
   });
 
+  it('accepts an age-encrypted copy and the offsite state, as zod does', () => {
+    const enc = { algorithm: 'age', recipients: ['age1' + 'q'.repeat(58)], plaintext_sha256: 'b'.repeat(64), plaintext_size_bytes: 1000 };
+    for (const over of [
+      { file: 'db_20250106_020304Z_2.dump.zst.age', encryption: enc },
+      { offsite: null },
+      { offsite: { status: 'pending', key: 'acme/production/database/db_20250106_020304Z_2.dump.zst.age', error: 'gateway unreachable' } },
+      { offsite: { status: 'uploaded', key: 'acme/production/database/db_20250106_020304Z_2.dump.zst', uploaded_at: '2025-01-06T02:04:00Z' } },
+    ]) {
+      expect(BackupMetadata.safeParse({ ...meta, ...over }).success).toBe(true);
+      expect(schemaProblems('backup-metadata', { ...meta, ...over })).toEqual([]);
+    }
+  });
+
   it.each([
+    ['an encryption of another algorithm', { encryption: { algorithm: 'gpg', recipients: ['age1' + 'q'.repeat(58)], plaintext_sha256: 'b'.repeat(64), plaintext_size_bytes: 1 } }],
+    ['no recipients', { encryption: { algorithm: 'age', recipients: [], plaintext_sha256: 'b'.repeat(64), plaintext_size_bytes: 1 } }],
+    ['a recipient that is not an age key', { encryption: { algorithm: 'age', recipients: ['age1bbbb'], plaintext_sha256: 'b'.repeat(64), plaintext_size_bytes: 1 } }],
+    ['an unknown offsite status', { offsite: { status: 'maybe', key: 'k' } }],
+    ['an offsite state with a secret', { offsite: { status: 'pending', key: 'k', password: 'x' } }],
     ['a local time', { created_at: '2025-01-06T03:03:04+01:00' }],
     ['a name that is not a backup id', { id: '../etc/passwd' }],
     ['an unknown key', { password: 'x' }],

@@ -88,6 +88,26 @@ describe('Repository', () => {
     expect((await repo.load(path.join(dir, 'elsewhere.dump.zst.json'))).backup).toBeNull();
   });
 
+  it('an age-encrypted copy (<id>.dump.zst.age and its .json, as in the bucket) is listed, inspected and found by id; metadata without offsite reads', async () => {
+    const id = 'db_20250108_000000Z';
+    const enc = { algorithm: 'age' as const, recipients: ['age1' + 'q'.repeat(58)], plaintext_sha256: 'b'.repeat(64), plaintext_size_bytes: 4 };
+    await repo.store.save(repo.dumpKey('acme', 'production', id) + '.age', Buffer.from('encrypted'));
+    const metaPath = await repo.saveMetadata(meta(id, { file: `${id}.dump.zst.age`, size_bytes: 9, encryption: enc }));
+    expect(metaPath).toBe(path.join(dir, 'backups/acme/production/database', `${id}.dump.zst.age.json`));
+    const old = meta('db_20250101_000000Z');
+    await backup(old.id, { offsite: undefined });
+    expect(JSON.parse(readFileSync(repo.dumpPath('acme', 'production', old.id) + '.json', 'utf8'))).not.toHaveProperty('offsite');
+    expect((await repo.list('acme', 'production')).map((b) => [b.meta.id, b.key])).toEqual([
+      [id, `acme/production/database/${id}.dump.zst.age`],
+      [old.id, `acme/production/database/${old.id}.dump.zst`],
+    ]);
+    const found = (await repo.find('acme', 'production', id))!;
+    expect(found.meta.encryption).toEqual(enc);
+    expect(found.metaKey).toBe(`acme/production/database/${id}.dump.zst.age.json`);
+    expect(repo.stored(found.meta)).toEqual(found);
+    expect(await repo.newId('acme', 'production', new Date('2025-01-08T00:00:00Z'))).toBe(`${id}_2`);
+  });
+
   it('saveMetadata refuses metadata that fails its schema (a bug), writing nothing', async () => {
     await expect(repo.saveMetadata({ ...meta('db_20250101_000000Z'), sha256: 'nope' })).rejects.toBeInstanceOf(InternalError);
     expect(await repo.store.list('')).toEqual([]);
