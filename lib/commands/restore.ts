@@ -38,7 +38,7 @@ export interface RestoreCommandOptions {
   safetyBackup?: boolean;
   into?: string;
   jobs?: number;
-  /** Tests: how confirmation is asked (see lib/confirm.ts). */
+  /** Tests: how confirmation is asked (see lib/runtime/confirm.ts). */
   confirm?: Pick<ConfirmOptions, 'tty' | 'ask'>;
 }
 
