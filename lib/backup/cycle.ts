@@ -4,7 +4,7 @@
  *
  *   lock (held by another run: LockBusyError, exit 3, never waited on) → the caller's checks
  *   → takeBackup → what the caller records about it (a deployment manifest), before retention
- *   sees it → retention for that target → unlock
+ *   sees it → its offsite copy (when the target has offsite) → retention for that target → unlock
  *
  * Promises: retention runs only after the new backup is complete (and recorded), so it counts it
  * and never removes it (it is the newest). A failure before or during the backup is thrown as it
@@ -12,12 +12,16 @@
  * is complete and stays, and the run fails: the outcome carries a RetentionError (exit 1,
  * "backup <id> kept, but retention failed: …") which the caller gives after printing what it made
  * (backup, predeploy: the path is still the last stdout line) or records as the target's failure
- * (scheduled-backup). Lock released however it ends.
+ * (scheduled-backup). The offsite copy (lib/offsite/copy.ts) never fails the cycle: a failed
+ * upload leaves the backup complete and 'offsite pending' (a warning; `offsite sync` catches up);
+ * only an interruption throws (exit 130, the multipart upload aborted, the backup kept, pending).
+ * Lock released however it ends.
  */
 import type { Target } from '../config/load.js';
 import { EXIT, PgfleetError } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
 import { pruneTarget } from '../fleet/prune.js';
+import { copyOffsite, type CopyOutcome } from '../offsite/copy.js';
 import type { Context } from '../runtime/context.js';
 import { withLock } from '../storage/lock.js';
 import type { StoredBackup } from '../storage/repository.js';
@@ -53,6 +57,8 @@ export interface CycleOptions<T> {
 export interface CycleOutcome<T> {
   backup: StoredBackup;
   recorded: T;
+  /** The offsite copy's outcome (null: the target has no offsite); the backup's metadata carries its state. */
+  offsite: CopyOutcome | null;
   /** Ids retention removed after the backup. */
   removed: string[];
   /** Set when retention failed: the backup stands, the run must fail with this. */
@@ -62,15 +68,17 @@ export interface CycleOutcome<T> {
 export async function backupCycle<T = undefined>(ctx: Context, target: Target, o: CycleOptions<T>): Promise<CycleOutcome<T>> {
   return withLock(ctx.repo.lockDir(target.project, target.environment), target, o.command, async () => {
     await o.before?.();
-    const backup = await takeBackup(o.progress === undefined ? ctx : { ...ctx, progress: o.progress }, target, o.backup);
-    const recorded = (await o.record?.(backup)) as T;
+    const taken = await takeBackup(o.progress === undefined ? ctx : { ...ctx, progress: o.progress }, target, o.backup);
+    const recorded = (await o.record?.(taken)) as T;
+    const offsite = await copyOffsite(ctx, target, taken);
+    const backup = offsite ? { ...taken, meta: { ...taken.meta, offsite: offsite.state } } : taken;
     try {
       const removed = (await pruneTarget(ctx, target)).remove.map((r) => r.id);
-      return { backup, recorded, removed };
+      return { backup, recorded, offsite, removed };
     } catch (e) {
       const retentionError = new RetentionError(target, backup, e);
       targetLogger(ctx.logger, target).error({ id: backup.meta.id, err: retentionError.reason }, 'retention after the backup failed; the backup is kept, the run fails');
-      return { backup, recorded, removed: [], retentionError };
+      return { backup, recorded, offsite, removed: [], retentionError };
     }
   });
 }

@@ -1,0 +1,49 @@
+/**
+ * One local backup's offsite copy, as the backup cycle and `offsite sync` make it: upload
+ * (lib/offsite/upload.ts), then record the outcome in the LOCAL metadata.
+ *
+ * Promises:
+ * - The local backup stays complete whatever happens here (only its metadata's `offsite` changes,
+ *   rewritten whole and atomically).
+ * - A failed upload (unreachable endpoint, refused credentials, missing bucket, a damaged local
+ *   dump, …) never throws: it is recorded as `{status: 'pending', error}` and logged as a
+ *   warning, and returned; the bounded timeouts and attempts of the S3 client bound how long it
+ *   takes. An interruption (the signal) is the exception: it throws InterruptedError (exit 130),
+ *   the multipart upload aborted, the backup left 'pending'.
+ * - A target without offsite configured: nothing is done, null returned.
+ */
+import type { Target } from '../config/load.js';
+import { InterruptedError } from '../core/errors.js';
+import { targetLogger } from '../core/log.js';
+import type { OffsiteStatus } from '../formats/metadata.js';
+import type { Context } from '../runtime/context.js';
+import type { StoredBackup } from '../storage/repository.js';
+import type { S3Store } from '../storage/s3.js';
+import { offsiteKey, offsiteStore } from './bucket.js';
+import { recordOffsite, uploadBackup, type UploadOptions } from './upload.js';
+
+export interface CopyOutcome {
+  state: OffsiteStatus;
+  durationMs: number;
+}
+
+export async function copyOffsite(ctx: Context, target: Target, local: StoredBackup, o: UploadOptions & { bucket?: S3Store } = {}): Promise<CopyOutcome | null> {
+  if (!target.offsite) return null;
+  const log = targetLogger(ctx.logger, target);
+  const key = offsiteKey(target, local.meta.id);
+  const t0 = performance.now();
+  try {
+    const bucket = o.bucket ?? offsiteStore(target, {}, ctx.env);
+    const up = await uploadBackup(ctx.runner, target, local, ctx.repo.store, bucket, { signal: ctx.signal, ...o });
+    const durationMs = Math.round(performance.now() - t0);
+    const state = await recordOffsite(ctx.repo, local, { status: 'uploaded', key, uploaded_at: ctx.clock().toISOString() });
+    log.info({ id: local.meta.id, key: `${bucket.location}/${up.key}`, bytes: up.stored.size_bytes, encrypted: !!up.stored.encryption, verified_by: up.verifiedBy, duration_ms: durationMs }, 'offsite copy uploaded');
+    return { state, durationMs };
+  } catch (e) {
+    if (e instanceof InterruptedError || ctx.signal?.aborted) throw e instanceof InterruptedError ? e : new InterruptedError(String(ctx.signal?.reason ?? 'SIGINT'));
+    const error = (e as Error)?.message ?? String(e);
+    const state = await recordOffsite(ctx.repo, local, { status: 'pending', key, error });
+    log.warn({ id: local.meta.id, err: error }, 'offsite upload failed; the local backup is complete, the target is offsite pending (offsite sync catches up)');
+    return { state, durationMs: Math.round(performance.now() - t0) };
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * The write side of offsite copies, against the project's own local RADOS Gateway
+ * (scripts/sandbox/objectstore.ts, port 7492: its own) and a real tenant container: a backup lands
+ * in the bucket encrypted, with its metadata last and both sha256s; stock `age -d` reads it and
+ * nothing else does; a failed upload (gateway stopped, wrong credentials, missing bucket) leaves the
+ * local backup complete, nothing complete-looking in the bucket and the target pending, in bounded
+ * time; SIGTERM mid-upload aborts the multipart upload and exits 130.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CreateBucketCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { runBackup } from '../../lib/commands/backup.js';
+import { findTarget } from '../../lib/config/load.js';
+import { offsiteStore } from '../../lib/offsite/bucket.js';
+import { Repository } from '../../lib/storage/repository.js';
+import type { S3Store } from '../../lib/storage/s3.js';
+import { startObjectStore, type RunningObjectStore } from '../../scripts/sandbox/objectstore.js';
+import { TestFleet } from '../helpers.js';
+import { fillBigTable, jsonLines, startCli, waitFor } from './support.js';
+
+const PORT = 7492;
+const BUCKET = 'pgfleet-write';
+const PASSWORD = 'Pw-offsite-write-7x4k-secret';
+
+let gw: RunningObjectStore;
+let fleet: TestFleet;
+let identity: string;
+let recipient: string;
+let bucket: S3Store;
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+function offsiteConfig(over: Record<string, unknown> = {}) {
+  fleet.platform = { offsite: { url: `s3://${BUCKET}/base`, endpoint: gw.endpoint, region: gw.region, path_style: true, ...over }, encryption: { age_recipients: [recipient] } };
+  fleet.writeConfig();
+}
+
+async function uploads(s: S3Store): Promise<number> {
+  return ((await s.client.send(new ListMultipartUploadsCommand({ Bucket: s.bucket }))).Uploads ?? []).length;
+}
+
+beforeAll(async () => {
+  const [g, f] = await Promise.all([
+    startObjectStore(path.join(os.tmpdir(), `pgfleet-s3-test-${PORT}`), PORT),
+    TestFleet.create([
+      { project: 'acme', databases: { production: 'acme_production', staging: 'acme_staging' }, user: 'acme', password: PASSWORD },
+    ]),
+  ]);
+  [gw, fleet] = [g, f];
+  identity = path.join(fleet.dir, 'age-identity.txt');
+  await fleet.runner.run(['age-keygen', '-o', identity]);
+  recipient = (await fleet.runner.run(['age-keygen', '-y', identity])).stdout.trim();
+  offsiteConfig();
+  bucket = offsiteStore(findTarget(fleet.context().ctx.config, 'acme', 'production'), {}, gw.env());
+  await bucket.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  await fleet.sql('acme', 'acme_production', `CREATE TABLE note (id int PRIMARY KEY, body text); INSERT INTO note SELECT g, 'note ' || g FROM generate_series(1, 500) g; ALTER TABLE note OWNER TO acme;`);
+  // staging: ~12 MiB compressed, two parts and more: long enough to be interrupted mid-upload.
+  await fillBigTable(fleet, 'acme', 'acme_staging', 350_000);
+}, 240_000);
+
+afterAll(async () => {
+  await fleet?.cleanup();
+  await gw?.stop();
+});
+
+describe('a backup lands offsite', () => {
+  it('encrypted, its metadata last with both sha256s; stock age -d reads it with the identity and not without', async () => {
+    const { ctx, logs } = fleet.context({ env: gw.env() });
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const key = `acme/production/database/${b.meta.id}.dump.zst.age`;
+    expect(b.meta.offsite).toMatchObject({ status: 'uploaded', key });
+    // The local metadata on disk says so too, and the local dump is plaintext (offsite-only encryption).
+    const localMeta = JSON.parse(readFileSync(b.metaPath, 'utf8'));
+    expect(localMeta.offsite).toMatchObject({ status: 'uploaded', key, uploaded_at: expect.any(String) });
+    expect(localMeta.encryption).toBeNull();
+    const local = readFileSync(b.path);
+
+    const stored = await bucket.read(key);
+    expect(stored.subarray(0, 21).toString()).toBe('age-encryption.org/v1');
+    const meta = JSON.parse((await bucket.read(key + '.json')).toString());
+    expect(meta).toMatchObject({
+      id: b.meta.id,
+      file: `${b.meta.id}.dump.zst.age`,
+      size_bytes: stored.length,
+      sha256: sha(stored),
+      encryption: { algorithm: 'age', recipients: [recipient], plaintext_sha256: sha(local), plaintext_size_bytes: local.length },
+      tables: b.meta.tables,
+    });
+    expect(meta).not.toHaveProperty('offsite');
+    // The bucket's metadata was written after the dump object.
+    const [dumpInfo, metaInfo] = [await bucket.stat(key), await bucket.stat(key + '.json')];
+    expect(metaInfo!.mtime.getTime()).toBeGreaterThanOrEqual(dumpInfo!.mtime.getTime());
+    // new Repository(bucket) reads it with the local code.
+    expect((await new Repository(bucket).find('acme', 'production', b.meta.id))?.meta.sha256).toBe(sha(stored));
+
+    const enc = path.join(fleet.dir, 'copy.age');
+    writeFileSync(enc, stored);
+    const plain = await fleet.runner.run(['sh', '-c', 'age -d -i "$1" "$2" | sha256sum', 'sh', identity, enc]);
+    expect(plain.stdout.split(' ')[0]).toBe(sha(local));
+    const other = path.join(fleet.dir, 'other-identity.txt');
+    await fleet.runner.run(['age-keygen', '-o', other]);
+    await expect(fleet.runner.run(['age', '-d', '-i', other, enc])).rejects.toThrow();
+    expect(logs.join('\n')).toContain('offsite copy uploaded');
+    expect(logs.join('\n')).not.toContain(gw.secretAccessKey);
+  });
+});
+
+describe('a failed upload: the local backup complete, nothing complete-looking in the bucket, the target pending, bounded', () => {
+  async function expectPending(env: NodeJS.ProcessEnv, reason: RegExp, boundMs: number) {
+    const { ctx, logs } = fleet.context({ env });
+    const t0 = performance.now();
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const ms = performance.now() - t0;
+    expect(ms).toBeLessThan(boundMs);
+    const repo = new Repository(fleet.backupRoot);
+    const local = await repo.find('acme', 'production', b.meta.id);
+    expect(local, 'the local backup is complete').toBeTruthy();
+    expect(sha(readFileSync(local!.path))).toBe(local!.meta.sha256);
+    expect(local!.meta.offsite).toMatchObject({ status: 'pending', key: `acme/production/database/${b.meta.id}.dump.zst.age`, error: expect.stringMatching(reason) });
+    expect(local!.meta.offsite!.error).not.toContain(gw.secretAccessKey);
+    const warn = jsonLines(logs.join('\n')).find((l) => String(l.msg).includes('offsite pending'));
+    expect(warn).toMatchObject({ level: 40 });
+    return b;
+  }
+
+  it('gateway stopped: pending within the client bounds; the bucket has no copy once it is back', async () => {
+    await gw.killGateway();
+    let id: string;
+    try {
+      id = (await expectPending(gw.env(), /cannot reach|no answer/, 90_000)).meta.id;
+    } finally {
+      await gw.startGateway();
+    }
+    expect(await bucket.stat(`acme/production/database/${id}.dump.zst.age.json`)).toBeNull();
+    expect(await new Repository(bucket).find('acme', 'production', id)).toBeUndefined();
+  }, 180_000);
+
+  it('wrong credentials: pending, the secret never shown', async () => {
+    const b = await expectPending({ ...gw.env(), AWS_SECRET_ACCESS_KEY: 'wrong-secret-Zq81x' }, /refused the credentials|access denied|Signature/i, 30_000);
+    expect(JSON.stringify(b.meta)).not.toContain('wrong-secret-Zq81x');
+    expect(await bucket.stat(`acme/production/database/${b.meta.id}.dump.zst.age`)).toBeNull();
+  });
+
+  it('missing bucket: pending, naming the bucket', async () => {
+    offsiteConfig({ url: 's3://pgfleet-no-such-bucket/base' });
+    try {
+      await expectPending(gw.env(), /no such bucket pgfleet-no-such-bucket/, 30_000);
+    } finally {
+      offsiteConfig();
+    }
+  });
+});
+
+describe('SIGTERM mid-upload', () => {
+  it('aborts the multipart upload and exits 130; the local backup stays, pending', async () => {
+    expect(await uploads(bucket)).toBe(0);
+    const run = startCli(fleet, ['backup', 'acme', 'staging'], { env: gw.env() });
+    await waitFor('a multipart upload in the bucket', async () => (await uploads(bucket)) > 0, 120_000, 20);
+    process.kill(run.pid, 'SIGTERM');
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(130);
+    expect(await uploads(bucket)).toBe(0);
+    const local = (await new Repository(fleet.backupRoot).list('acme', 'staging'))[0];
+    expect(local?.meta.offsite?.status).toBe('pending');
+    expect(await bucket.stat(`acme/staging/database/${local!.meta.id}.dump.zst.age.json`)).toBeNull();
+    expect(await bucket.stat(`acme/staging/database/${local!.meta.id}.dump.zst.age`)).toBeNull();
+  }, 180_000);
+});
