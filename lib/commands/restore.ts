@@ -10,21 +10,18 @@
  * lock, no safety backup, no app container stopped).
  */
 import path from 'node:path';
-import { promises as fs } from 'node:fs';
 import { findTarget, type Target } from '../config/load.js';
 import { isPgIdent, PG_IDENT } from '../config/names.js';
 import { confirmOrExit, type ConfirmOptions } from '../runtime/confirm.js';
 import type { Context } from '../runtime/context.js';
 import { dbProps, withMaintenanceSession } from '../postgres/dbadmin.js';
-import { PgfleetError, UsageError, EXIT } from '../core/errors.js';
+import { UsageError } from '../core/errors.js';
 import { withLock } from '../storage/lock.js';
-import { BACKUP_ID } from '../formats/metadata.js';
-import type { StoredBackup } from '../storage/repository.js';
 import { checkDumpFile } from '../restore/dump.js';
 import { restoreInto } from '../restore/into.js';
 import { restoreOver } from '../restore/over.js';
 import { openDump, openWhile } from '../restore/stage.js';
-import { humanSize } from '../core/text.js';
+import { describeSource, resolveSource } from '../restore/source.js';
 
 export interface RestoreCommandOptions {
   project: string;
@@ -50,31 +47,6 @@ export interface RestoreCommandResult {
 }
 
 
-/** The backup (by id or --latest) or the file (by path) to restore. */
-async function resolveSource(ctx: Context, t: Target, o: RestoreCommandOptions): Promise<StoredBackup | { path: string }> {
-  const where = `${t.project}/${t.environment}`;
-  if (!!o.source === !!o.latest) throw new UsageError('name exactly one dump to restore: a backup id, a path, or --latest');
-  if (o.latest) {
-    const [b] = await ctx.repo.list(t.project, t.environment);
-    if (!b) throw new PgfleetError(`${where}: no complete backup to restore`, EXIT.FAILED, t);
-    return b;
-  }
-  const s = o.source!;
-  if (BACKUP_ID.test(s)) {
-    const b = await ctx.repo.find(t.project, t.environment, s);
-    if (!b) throw new UsageError(`${where}: no complete backup ${s} (see pgfleet list ${t.project} ${t.environment}); a dump without complete metadata can only be restored by its path`);
-    return b;
-  }
-  const file = path.resolve(s);
-  if (!(await fs.stat(file).catch(() => null))?.isFile()) throw new UsageError(`${s}: neither a backup id of ${where} nor an existing file`);
-  return { path: file };
-}
-
-function describe(src: StoredBackup | { path: string }): string {
-  if ('meta' in src) return `backup ${src.meta.id} (${src.meta.type}, ${src.meta.created_at}, ${humanSize(src.meta.size_bytes)}, ${src.meta.total_rows} rows in ${Object.keys(src.meta.tables).length} tables)`;
-  return `file ${src.path}`;
-}
-
 export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promise<RestoreCommandResult> {
   const t = findTarget(ctx.config, o.project, o.environment);
   const ref = { project: t.project, environment: t.environment };
@@ -85,7 +57,7 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
 
   // The plan, shown before consent and as the whole output of --dry-run.
   ctx.out(`restore plan for ${t.project}/${t.environment} (${where}):`);
-  ctx.out(`  from          ${describe(src)}`);
+  ctx.out(`  from          ${describeSource(src)}`);
   if (o.into) {
     ctx.out(`  into          a new database ${o.into}; the live database ${t.database} is not touched`);
   } else {

@@ -41,9 +41,20 @@ function v(maj: number, min: number, rev: number): number {
 class NeedMore extends Error {}
 class Unrecognised extends Error {}
 
-interface TocEntry {
+export interface TocEntry {
   dumpId: number;
   desc: string | null;
+  /** The object's name as pg_dump gives it (a column comment: `COLUMN t.c`; an ACL: `TABLE t`). */
+  tag: string | null;
+  /** Its schema; null for objects outside one (schemas, extensions, …). */
+  namespace: string | null;
+  owner: string | null;
+  /** 1 none, 2 pre-data, 3 data, 4 post-data (pg_backup.h teSection). */
+  section: number;
+  /** The SQL that creates it. */
+  defn: string | null;
+  /** Dump ids of the entries it depends on. */
+  deps: number[];
   /** Where the entry's offset flag byte is, in the head. */
   flagAt: number;
   flag: number;
@@ -112,27 +123,38 @@ export function parseToc(b: Buffer): ArchiveToc {
     r.int(); // had dumper
     r.str(); // tableoid
     r.str(); // oid
-    r.str(); // tag
+    const tag = r.str();
     const desc = r.str();
-    r.int(); // section
-    r.str(); // defn
+    const section = r.int();
+    const defn = r.str();
     r.str(); // drop statement
     r.str(); // copy statement
-    r.str(); // namespace
+    const namespace = r.str();
     r.str(); // tablespace
     if (version >= v(1, 14, 0)) r.str(); // table access method
     if (version >= v(1, 16, 0)) r.int(); // relkind
-    r.str(); // owner
+    const owner = r.str();
     r.str(); // with oids
-    while (r.str() !== null); // dependencies, ended by a null string
+    const deps: number[] = [];
+    for (let d = r.str(); d !== null; d = r.str()) deps.push(Number(d)); // dependencies, ended by a null string
     const flagAt = r.pos;
     const flag = r.byte();
     if (flag !== K_OFFSET_POS_NOT_SET && flag !== K_OFFSET_POS_SET && flag !== K_OFFSET_NO_DATA) throw new Unrecognised(`unexpected data offset flag ${flag} in TOC entry ${dumpId}`);
     const off = r.bytes(offSize);
     const offset = [...off].reduceRight((acc, x) => acc * 256 + x, 0);
-    entries.push({ dumpId, desc, flagAt, flag, offset });
+    entries.push({ dumpId, desc, tag, namespace, owner, section, defn, deps, flagAt, flag, offset });
   }
   return { version: `${maj}.${min}.${rev}`, intSize: r.intSize, offSize, headBytes: r.pos, entries };
+}
+
+/** The header and TOC at the start of `b`, or null when `b` ends before the TOC does. */
+export function tocOf(b: Buffer): ArchiveToc | null {
+  try {
+    return parseToc(b);
+  } catch (e) {
+    if (e instanceof NeedMore) return null;
+    throw e;
+  }
 }
 
 /** What the next field of the data section is. */

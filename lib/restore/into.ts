@@ -45,7 +45,7 @@ export interface RestoreIntoResult {
 }
 
 /** The head with the data positions over the staged file's start, then pg_restore with the remaining arguments. */
-const PATCH_THEN_RESTORE = 'f=$1; shift; dd of="$f" conv=notrunc bs=1M status=none && exec pg_restore "$@"';
+export const PATCH_THEN_RESTORE = 'f=$1; shift; dd of="$f" conv=notrunc bs=1M status=none && exec pg_restore "$@"';
 
 /** Where verification restores run: platform.verify.container as its `postgres` superuser, else the target's own. */
 export function verificationShell(ctx: Context, target: Target): { sh: TargetShell; foreign: boolean } {

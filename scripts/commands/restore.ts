@@ -1,5 +1,6 @@
 // The restore verbs: restore, verify-backups.
 import { runRestore } from '../../lib/commands/restore.js';
+import { runRestoreTables } from '../../lib/commands/restore-tables.js';
 import { runVerifyBackups } from '../../lib/commands/verify-backups.js';
 import { UsageError } from '../../lib/core/errors.js';
 import type { Verb, Values } from './types.js';
@@ -13,8 +14,10 @@ function jobsOf(v: Values): number | undefined {
 
 export const restore: Verb = {
   name: 'restore',
-  usage: 'restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup] [--into <database>] [--jobs N]',
-  summary: 'restore over the live database safely (safety backup, scratch copy checked, swap by renaming); --into: into a new database',
+  usage:
+    'restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup] [--into <database>] [--jobs N]\n' +
+    '        restore <project> <env> (<id> | <path> | --latest) --table <schema.table> [--table …] [--schema <name>] [--as <schema>] [--into <database>] [--yes] [--dry-run]',
+  summary: 'restore over the live database safely (safety backup, scratch copy checked, swap by renaming); --into: into a new database; --table/--schema: those tables, beside the live data in a new schema (--as)',
   options: {
     latest: { type: 'boolean' },
     yes: { type: 'boolean', short: 'y' },
@@ -22,9 +25,20 @@ export const restore: Verb = {
     'no-safety-backup': { type: 'boolean' },
     into: { type: 'string' },
     jobs: { type: 'string' },
+    table: { type: 'string', multiple: true },
+    schema: { type: 'string', multiple: true },
+    as: { type: 'string' },
   },
   positionals: [2, 3],
   run: async (ctx, v, [project, environment, source]) => {
+    const tables = (v.table as string[] | undefined) ?? [];
+    const schemas = (v.schema as string[] | undefined) ?? [];
+    if (tables.length || schemas.length) {
+      if (v['no-safety-backup']) throw new UsageError('--no-safety-backup: a table restore replaces nothing and takes no safety backup');
+      await runRestoreTables(ctx, { project, environment, source, latest: !!v.latest, tables, schemas, as: v.as as string | undefined, into: v.into as string | undefined, yes: !!v.yes, dryRun: !!v['dry-run'], jobs: jobsOf(v) });
+      return;
+    }
+    if (v.as !== undefined) throw new UsageError('--as names the schema of a table restore: give --table or --schema too');
     await runRestore(ctx, {
       project,
       environment,
@@ -41,12 +55,12 @@ export const restore: Verb = {
 
 export const verifyBackups: Verb = {
   name: 'verify-backups',
-  usage: 'verify-backups [<project> [<env>]] [--all] [--backup <id>] [--dry-run] [--jobs N] [--allow-empty]',
+  usage: 'verify-backups [<project> [<env>]] [--all] [--backup <id>] [--dry-run] [--jobs N]',
   summary: 'restore backups into a scratch database, compare with what was recorded, drop it, record the result; exit 4 when one fails',
-  options: { all: { type: 'boolean' }, backup: { type: 'string' }, 'dry-run': { type: 'boolean' }, jobs: { type: 'string' }, 'allow-empty': { type: 'boolean' } },
+  options: { all: { type: 'boolean' }, backup: { type: 'string' }, 'dry-run': { type: 'boolean' }, jobs: { type: 'string' } },
   positionals: [0, 2],
   run: async (ctx, v, [project, environment]) => {
-    const r = await runVerifyBackups(ctx, { project, environment, all: !!v.all, backup: v.backup as string | undefined, dryRun: !!v['dry-run'], jobs: jobsOf(v), allowEmpty: !!v['allow-empty'] });
+    const r = await runVerifyBackups(ctx, { project, environment, all: !!v.all, backup: v.backup as string | undefined, dryRun: !!v['dry-run'], jobs: jobsOf(v) });
     return r.exitCode;
   },
 };
