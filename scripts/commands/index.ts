@@ -3,6 +3,7 @@ import { backup, configCheck, list } from './core.js';
 import { deploymentStatus, predeploy, rollback } from './deploy.js';
 import { restore, verifyBackups } from './restore.js';
 import { prune, scheduledBackup, status } from './fleet.js';
+import { offsiteSync } from './offsite.js';
 import type { Verb } from './types.js';
 
-export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, prune, predeploy, deploymentStatus, rollback, restore, verifyBackups];
+export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, prune, predeploy, deploymentStatus, rollback, restore, verifyBackups, offsiteSync];

@@ -19,7 +19,7 @@ import { Repository } from '../../lib/storage/repository.js';
 import type { S3Store } from '../../lib/storage/s3.js';
 import { startObjectStore, type RunningObjectStore } from '../../scripts/sandbox/objectstore.js';
 import { TestFleet } from '../helpers.js';
-import { fillBigTable, jsonLines, startCli, waitFor } from './support.js';
+import { fileDigests, fillBigTable, jsonLines, runCli, startCli, waitFor } from './support.js';
 
 const PORT = 7492;
 const BUCKET = 'pgfleet-write';
@@ -168,4 +168,78 @@ describe('SIGTERM mid-upload', () => {
     expect(await bucket.stat(`acme/staging/database/${local!.meta.id}.dump.zst.age.json`)).toBeNull();
     expect(await bucket.stat(`acme/staging/database/${local!.meta.id}.dump.zst.age`)).toBeNull();
   }, 180_000);
+});
+
+describe('offsite sync', () => {
+  const pendingIds = async (env: string) => (await new Repository(fleet.backupRoot).list('acme', env)).filter((b) => b.meta.offsite?.status === 'pending').map((b) => b.meta.id);
+
+  it('--dry-run lists what is pending and writes nothing; then sync uploads it all; a second run finds nothing; idempotent', async () => {
+    const pending = [...(await pendingIds('production')), ...(await pendingIds('staging'))];
+    expect(pending.length).toBeGreaterThanOrEqual(4); // the three failed uploads and the interrupted one
+    const localBefore = fileDigests(fleet.backupRoot);
+    const bucketBefore = (await bucket.list('acme/')).map((o) => `${o.key} ${o.size}`);
+
+    const dry = await runCli(fleet, ['offsite', 'sync', '--dry-run'], { env: gw.env() });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^acme\/production: would upload 3, already there 0 \(dry run\) → s3:\/\/pgfleet-write\/base$/m);
+    expect(dry.stdout).toMatch(/^acme\/staging: would upload 1, already there 0 \(dry run\)/m);
+    for (const id of pending) expect(dry.stdout).toContain(`  ${id}  upload`);
+    expect(fileDigests(fleet.backupRoot)).toEqual(localBefore);
+    expect((await bucket.list('acme/')).map((o) => `${o.key} ${o.size}`)).toEqual(bucketBefore);
+
+    const r = await runCli(fleet, ['offsite', 'sync'], { env: gw.env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^acme\/production: uploaded 3, already there 0 →/m);
+    expect(r.stdout).toMatch(/^acme\/staging: uploaded 1, already there 0 →/m);
+    expect(await pendingIds('production')).toEqual([]);
+    expect(await pendingIds('staging')).toEqual([]);
+    const copies = new Repository(bucket);
+    const inBucket = [...(await copies.list('acme', 'production')), ...(await copies.list('acme', 'staging'))].map((c) => c.meta.id);
+    for (const id of pending) expect(inBucket).toContain(id);
+    // The staging copy went multipart (> 8 MiB) and was confirmed by the gateway's multipart ETag, not read back.
+    const big = jsonLines(r.stderr).find((l) => l.msg === 'offsite copy uploaded' && l.project === 'acme' && l.environment === 'staging');
+    expect(big).toMatchObject({ verified_by: 'etag' });
+    expect(Number(big!.bytes)).toBeGreaterThan(8 * 1024 * 1024);
+    expect(await uploads(bucket)).toBe(0);
+
+    const again = await runCli(fleet, ['offsite', 'sync'], { env: gw.env() });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^acme\/production: nothing pending →/m);
+    expect(again.stdout).toMatch(/^acme\/staging: nothing pending →/m);
+  }, 240_000);
+
+  it('a pending backup whose copy is already complete in the bucket is marked uploaded, not uploaded again', async () => {
+    const b = (await new Repository(fleet.backupRoot).list('acme', 'production'))[0]!;
+    const key = `acme/production/database/${b.meta.id}.dump.zst.age`;
+    const before = await bucket.stat(key);
+    writeFileSync(b.metaPath, JSON.stringify({ ...b.meta, offsite: { status: 'pending', key, error: 'the record failed' } }));
+    const r = await runCli(fleet, ['offsite', 'sync', 'acme', 'production'], { env: gw.env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`  ${b.meta.id}  already there, marked uploaded`);
+    expect((await bucket.stat(key))!.mtime).toEqual(before!.mtime);
+    expect(await pendingIds('production')).toEqual([]);
+  });
+
+  it('a backup whose upload fails is shown, stays pending and fails the run (exit 1); a bucket that refuses the credentials fails the target', async () => {
+    const b = (await new Repository(fleet.backupRoot).list('acme', 'production'))[0]!;
+    const key = `acme/production/database/${b.meta.id}.dump.zst.age`;
+    writeFileSync(b.metaPath, JSON.stringify({ ...b.meta, offsite: { status: 'pending', key } }));
+    await bucket.remove(key + '.json');
+    // The local dump changed on disk (same size): its upload is refused, nothing left in the bucket.
+    const dump = readFileSync(b.path);
+    dump[dump.length >> 1] ^= 0xff;
+    writeFileSync(b.path, dump);
+    const r = await runCli(fleet, ['offsite', 'sync', 'acme', 'production'], { env: gw.env() });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/^acme\/production: uploaded 0, already there 0, FAILED 1 \(still pending\)/m);
+    expect(r.stdout).toContain(`  ${b.meta.id}  FAILED: ${b.path}: the local dump read for upload is not the backup`);
+    expect(await pendingIds('production')).toEqual([b.meta.id]);
+    expect(await bucket.stat(key)).toBeNull();
+    expect(await bucket.stat(key + '.json')).toBeNull();
+
+    const refused = await runCli(fleet, ['offsite', 'sync', 'acme', 'production'], { env: { ...gw.env(), AWS_SECRET_ACCESS_KEY: 'wrong-secret-Zq81x' } });
+    expect(refused.code, refused.stderr).toBe(1);
+    expect(refused.stdout).toMatch(/^acme\/production: FAILED: s3:\/\/pgfleet-write\/base: .*refused the credentials/m);
+    expect(refused.stdout + refused.stderr).not.toContain('wrong-secret-Zq81x');
+  });
 });
