@@ -2,8 +2,9 @@
 import { backup, configCheck, list } from './core.js';
 import { deploymentStatus, predeploy, rollback } from './deploy.js';
 import { restore, verifyBackups } from './restore.js';
+import { show } from './show.js';
 import { prune, scheduledBackup, status } from './fleet.js';
 import { offsiteSync } from './offsite.js';
 import type { Verb } from './types.js';
 
-export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, prune, predeploy, deploymentStatus, rollback, restore, verifyBackups, offsiteSync];
+export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, prune, predeploy, deploymentStatus, rollback, show, restore, verifyBackups, offsiteSync];

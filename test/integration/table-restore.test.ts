@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '../../lib/commands/backup.js';
 import { runRestoreTables } from '../../lib/commands/restore-tables.js';
+import { runShow } from '../../lib/commands/show.js';
 import { EXIT, PgfleetError, UsageError } from '../../lib/core/errors.js';
 import { sampleSql } from '../../scripts/sandbox/sample.js';
 import { TestFleet } from '../helpers.js';
@@ -126,6 +127,20 @@ describe('restore --table (real PostgreSQL 15 in containers)', () => {
     expect(missing).toBeInstanceOf(UsageError);
     expect(missing.exitCode).toBe(EXIT.USAGE);
     expect(missing.message).toContain('no table public.customer in the dump; the closest: public."Customer"');
+  });
+
+  it('show: what the backup holds, from its metadata and its table of contents', async () => {
+    const { ctx, out } = fleet.context();
+    const c = await runShow(ctx, { project: 'shop', environment: 'production', id: backupId });
+    expect(c.schemas.find((s) => s.name === 'public')?.tables).toContainEqual({ name: 'public."Customer"', rows: 200, data: true });
+    expect(c.exclusions).toEqual({ tables: [], table_data: [] });
+    const text = out.join('\n');
+    expect(text).toContain(`backup ${backupId} of shop/production`);
+    expect(text).toContain('exclusions    none (a full backup)');
+    expect(text).toMatch(/"My Schema"\."Odd ""Name"""\s+25/);
+    const cli = await fleet.cli(['show', 'shop', 'production', backupId, '--json']);
+    expect(cli.code).toBe(0);
+    expect(JSON.parse(cli.stdout)).toEqual(JSON.parse(JSON.stringify(c)));
   });
 
   it('the CLI: --table with --dry-run exits 0 and lists the plan', async () => {

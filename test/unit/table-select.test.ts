@@ -172,3 +172,25 @@ describe('planTables', () => {
     expect(list.map((l) => Number(l.split(';')[0]))).toEqual(p.entries.map((e) => e.dumpId));
   });
 });
+
+describe('backupContents (show)', () => {
+  const meta = {
+    format_version: 1, id: 'db_20250106_020000Z', project: 'shop', environment: 'production', database: 'shop_production', type: 'manual', release: null,
+    created_at: '2025-01-06T02:00:00Z', started_at: '2025-01-06T02:00:00Z', finished_at: '2025-01-06T02:00:01Z', duration_ms: 1000,
+    file: 'db_20250106_020000Z.dump.zst', size_bytes: 1234, sha256: 'a'.repeat(64), format: 'custom', compression: { algorithm: 'zstd', level: 3 }, encryption: null,
+    pg_dump_version: '15.8', server_version: '15.8', source: { container: 'c', user: 'shop' },
+    tables: { 'public."Customer"': 200, 'public.orders': 600, '"My Schema"."Odd ""Name"""': 25 }, total_rows: 825, pgfleet_version: '0', verification: null,
+  } as const;
+  it('puts the metadata and the table of contents side by side, by schema', async () => {
+    const { backupContents } = await import('../../lib/restore/contents.js');
+    const c = backupContents(meta as never, { version: '1.14.0', intSize: 4, offSize: 8, headBytes: 0, entries: toc });
+    expect(c.schemas.map((s) => s.name)).toEqual(['My Schema', 'public']);
+    const pub = c.schemas[1];
+    expect(pub.tables.find((t) => t.name === 'public."Customer"')).toEqual({ name: 'public."Customer"', rows: 200, data: true });
+    expect(pub.tables.find((t) => t.name === 'public.measurements')).toEqual({ name: 'public.measurements', rows: null, data: false });
+    expect(pub.objects).toMatchObject({ view: 1, sequence: 6, function: 1, type: 1, index: 2, trigger: 1, policy: 1, 'fk constraint': 1 });
+    expect(c.schemas[0].tables).toEqual([{ name: '"My Schema"."Odd ""Name"""', rows: 25, data: true }]);
+    expect(c.global).toEqual({ schema: 1, blob: 1 });
+    expect(c.exclusions).toEqual({ tables: [], table_data: [] });
+  });
+});
