@@ -1,28 +1,35 @@
 /**
- * `pgfleet list [<project> [<env>]] [--json]`: the complete backups of the selected targets.
+ * `pgfleet list [<project> [<env>]] [--json]`: the backups of the selected targets.
  *
- *   select the targets → each one's complete backups (lib/storage/repository.ts) → newest first
- *   → --json: an array of ListedBackup · else a table (target, id, type, time, size, verification, path)
+ *   select the targets → each one's survey (lib/storage/repository.ts): complete and damaged
+ *   → newest first → --json: an array of ListedBackup · else a table (target, id, state, type,
+ *   time, size, verification, path) and, below it, each damaged backup's problem
  *
- * Read-only: takes no lock, writes nothing. A dump without complete metadata is not a backup and
- * is never listed.
+ * Read-only: takes no lock, writes nothing. A damaged backup (metadata whose dump is missing or
+ * of another size, metadata that cannot be read, a dump left without metadata for over a day) is
+ * listed with state `damaged` and its problem, never hidden; it is never restored.
  */
 import { selectTargets } from '../config/load.js';
 import type { Context } from '../runtime/context.js';
-import type { StoredBackup } from '../storage/repository.js';
+import type { DamagedBackup, StoredBackup } from '../storage/repository.js';
 import { newestFirst } from '../formats/metadata.js';
 import { humanSize, renderTable } from '../core/text.js';
 
 export interface ListedBackup {
   id: string;
+  /** complete: restorable; damaged: not (see `problem`). */
+  state: 'complete' | 'damaged';
+  /** Why a damaged backup is not complete. */
+  problem?: string;
   project: string;
   environment: string;
-  database: string;
-  type: string;
+  /** null only for a damaged backup whose metadata is missing or unreadable (as are type, created_at, size_bytes, sha256). */
+  database: string | null;
+  type: string | null;
   release: string | null;
-  created_at: string;
-  size_bytes: number;
-  sha256: string;
+  created_at: string | null;
+  size_bytes: number | null;
+  sha256: string | null;
   path: string;
   verification: { status: string; verified_at: string; error?: string } | null;
 }
@@ -31,6 +38,7 @@ export function listed(b: StoredBackup): ListedBackup {
   const m = b.meta;
   return {
     id: m.id,
+    state: 'complete',
     project: m.project,
     environment: m.environment,
     database: m.database,
@@ -44,10 +52,21 @@ export function listed(b: StoredBackup): ListedBackup {
   };
 }
 
+/** A damaged backup as listed: what its metadata says when it could be read (size_bytes: the recorded size). */
+export function listedDamaged(d: DamagedBackup, project: string, environment: string): ListedBackup {
+  if (d.meta) return { ...listed({ meta: d.meta, path: d.path, metaPath: '', key: d.key, metaKey: d.metaKey }), state: 'damaged', problem: d.problem };
+  return { id: d.id, state: 'damaged', problem: d.problem, project, environment, database: null, type: null, release: null, created_at: null, size_bytes: null, sha256: null, path: d.path, verification: null };
+}
+
+/** The creation time to order by: the metadata's, else the one the id names (db_YYYYMMDD_HHMMSSZ). */
+const createdAt = (b: ListedBackup) => b.created_at ?? b.id.replace(/^db_(\d{4})(\d\d)(\d\d)_(\d\d)(\d\d)(\d\d)Z.*$/, '$1-$2-$3T$4:$5:$6Z');
+
 export async function runList(ctx: Context, o: { project?: string; environment?: string; json?: boolean }): Promise<ListedBackup[]> {
   const targets = selectTargets(ctx.config, o.project, o.environment);
-  const all = (await Promise.all(targets.map((t) => ctx.repo.list(t.project, t.environment)))).flat().map(listed);
-  all.sort(newestFirst);
+  const now = ctx.clock();
+  const surveys = await Promise.all(targets.map(async (t) => ({ t, s: await ctx.repo.survey(t.project, t.environment, now) })));
+  const all = surveys.flatMap(({ t, s }) => [...s.complete.map(listed), ...s.damaged.map((d) => listedDamaged(d, t.project, t.environment))]);
+  all.sort((a, b) => newestFirst({ id: a.id, created_at: createdAt(a) }, { id: b.id, created_at: createdAt(b) }));
   if (o.json) {
     ctx.out(JSON.stringify(all, null, 2));
     return all;
@@ -59,12 +78,15 @@ export async function runList(ctx: Context, o: { project?: string; environment?:
   const rows = all.map((b) => [
     `${b.project}/${b.environment}`,
     b.id,
-    b.type,
-    b.created_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
-    humanSize(b.size_bytes),
+    b.state === 'complete' ? 'complete' : 'DAMAGED',
+    b.type ?? '-',
+    b.created_at ? b.created_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-',
+    b.size_bytes === null ? '-' : humanSize(b.size_bytes),
     b.verification ? `${b.verification.status} ${b.verification.verified_at.slice(0, 10)}` : 'unverified',
     b.path,
   ]);
-  for (const l of renderTable(['TARGET', 'ID', 'TYPE', 'CREATED (UTC)', 'SIZE', 'VERIFIED', 'PATH'], rows)) ctx.out(l);
+  for (const l of renderTable(['TARGET', 'ID', 'STATE', 'TYPE', 'CREATED (UTC)', 'SIZE', 'VERIFIED', 'PATH'], rows)) ctx.out(l);
+  const damaged = all.filter((b) => b.state === 'damaged');
+  if (damaged.length) ctx.out(`${damaged.length} damaged backup(s), never restored (prune --remove-damaged <id> removes one):\n  ${damaged.map((b) => `${b.project}/${b.environment} ${b.id}: ${b.problem}`).join('\n  ')}`);
   return all;
 }

@@ -1,6 +1,8 @@
 /**
  * `pgfleet prune [<project> [<env>]] [--dry-run]`: per target, under its lock, apply retention and
  * clean leftover temp files older than a day (lib/fleet/prune.ts); then refresh the metrics.
+ * Damaged backups are listed, never removed by retention. `prune <project> <env> --remove-damaged
+ * <id>` removes that one damaged backup (under the lock; a complete one is refused) and nothing else.
  *
  * Promises: those of lib/fleet/prune.ts (only complete backups counted or deleted, the newest and
  * the newest verified never, metadata removed first). A dry run takes no lock and writes nothing: it lists what would go and which rule
@@ -9,18 +11,20 @@
 import path from 'node:path';
 import { selectTargets } from '../config/load.js';
 import { dryRunContext, type Context } from '../runtime/context.js';
-import { EXIT, LockBusyError, type ExitCode } from '../core/errors.js';
+import { EXIT, LockBusyError, UsageError, type ExitCode } from '../core/errors.js';
 import { withLock } from '../storage/lock.js';
 import { targetLogger } from '../core/log.js';
 import { writeMetrics } from '../fleet/metrics.js';
-import { pruneTarget, type TargetPrune } from '../fleet/prune.js';
+import { pruneTarget, removeDamaged, type TargetPrune } from '../fleet/prune.js';
+import { findTarget } from '../config/load.js';
 
 export interface PruneResult {
   targets: (TargetPrune | { project: string; environment: string; error: string; busy: boolean })[];
   exitCode: ExitCode;
 }
 
-export async function runPrune(ctx: Context, o: { project?: string; environment?: string; dryRun?: boolean }): Promise<PruneResult> {
+export async function runPrune(ctx: Context, o: { project?: string; environment?: string; dryRun?: boolean; removeDamaged?: string }): Promise<PruneResult> {
+  if (o.removeDamaged !== undefined) return runRemoveDamaged(ctx, o.project, o.environment, o.removeDamaged, !!o.dryRun);
   const targets = selectTargets(ctx.config, o.project, o.environment);
   const results: PruneResult['targets'] = [];
   for (const t of targets) {
@@ -43,10 +47,22 @@ export async function runPrune(ctx: Context, o: { project?: string; environment?
   return { targets: results, exitCode };
 }
 
+/** `--remove-damaged <id>`: one named damaged backup of one target, and nothing else. */
+async function runRemoveDamaged(ctx: Context, project: string | undefined, environment: string | undefined, id: string, dryRun: boolean): Promise<PruneResult> {
+  if (!project || !environment) throw new UsageError('--remove-damaged <id> needs the <project> <env> it belongs to');
+  const t = findTarget(ctx.config, project, environment);
+  const what = dryRun ? 'would remove' : 'removed';
+  const d = dryRun ? await removeDamaged(dryRunContext(ctx), t, id) : await withLock(ctx.repo.lockDir(project, environment), t, 'prune --remove-damaged', () => removeDamaged(ctx, t, id));
+  ctx.out(`${project}/${environment}: ${what} damaged backup ${id} (${d.problem})${dryRun ? ' (dry run)' : ''}`);
+  if (!dryRun) await writeMetrics(ctx);
+  return { targets: [], exitCode: EXIT.OK };
+}
+
 function printPrune(ctx: Context, r: TargetPrune): void {
   const verb = r.dryRun ? 'would remove' : 'removed';
   ctx.out(`${r.project}/${r.environment}: ${verb} ${r.remove.length}, ${r.dryRun ? 'would keep' : 'kept'} ${r.keep.length}${r.dryRun ? ' (dry run)' : ''}`);
   for (const x of r.remove) ctx.out(`  ${r.dryRun ? 'remove' : 'removed'}  ${x.id}  ${x.reason}`);
   if (r.dryRun) for (const k of r.keep) ctx.out(`  keep    ${k.id}  ${k.reasons.join('; ')}`);
+  for (const d of r.damaged) ctx.out(`  DAMAGED ${d.id}  ${d.problem} (kept, not counted; prune ${r.project} ${r.environment} --remove-damaged ${d.id} removes it)`);
   for (const f of r.tempFiles) ctx.out(`  ${r.dryRun ? 'remove' : 'removed'}  ${path.basename(f)}  leftover temp file older than a day`);
 }

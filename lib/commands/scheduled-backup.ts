@@ -8,13 +8,14 @@
  *
  * Promises: one target's failure never stops the others; retention runs only after that target's
  * backup succeeded, and a retention failure marks the target failed ("backup <id> kept, but
- * retention failed: …"; the backup stays); the exit code is 1 when any target failed (the summary and the log name them),
+ * retention failed: …"; the backup stays); no enabled target among those selected is a usage
+ * error (exit 2: nothing would be backed up) unless `allowEmpty`; the exit code is 1 when any target failed (the summary and the log name them),
  * 3 when none failed but some were busy, 0 otherwise. A dry run takes no lock, creates no file or
  * directory, and sends nothing: it lists the targets and what retention would delete once
  * tonight's backup exists.
  */
 import { backupCycle } from '../backup/cycle.js';
-import { selectTargets, type Target } from '../config/load.js';
+import { requireEnabled, selectTargets, type Target } from '../config/load.js';
 import { dryRunContext, type Context } from '../runtime/context.js';
 import { EXIT, LockBusyError, type ExitCode } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
@@ -43,8 +44,10 @@ export interface ScheduledBackupResult {
   exitCode: ExitCode;
 }
 
-export async function runScheduledBackup(ctx: Context, o: { project?: string; environment?: string; dryRun?: boolean; concurrency?: number }): Promise<ScheduledBackupResult> {
-  const targets = selectTargets(ctx.config, o.project, o.environment).filter((t) => t.backup.enabled);
+export async function runScheduledBackup(ctx: Context, o: { project?: string; environment?: string; dryRun?: boolean; concurrency?: number; allowEmpty?: boolean }): Promise<ScheduledBackupResult> {
+  const selected = selectTargets(ctx.config, o.project, o.environment);
+  requireEnabled(ctx.config, selected, { allowEmpty: o.allowEmpty, command: 'scheduled-backup' });
+  const targets = selected.filter((t) => t.backup.enabled);
   const concurrency = Math.max(1, o.concurrency ?? ctx.config.platform.concurrency);
   ctx.logger.info({ targets: targets.length, concurrency, dry_run: !!o.dryRun }, 'scheduled-backup started');
 

@@ -3,7 +3,11 @@
  * its size against the previous one, and the latest verification's result and age.
  *
  * Exit 1 when an enabled target has no complete backup newer than platform.max_backup_age
- * (default 26h) or its latest verification failed; disabled targets are shown, never fail it.
+ * (default 26h; a target never backed up fails too) or its latest verification failed, when any
+ * target (disabled ones too) has a damaged backup (lib/storage/repository.ts survey: each is
+ * named). No enabled target at all is a usage error (exit 2, config/load.ts requireEnabled:
+ * nothing is being watched), unless `allowEmpty`. Disabled targets are shown and fail it only
+ * through damage.
  * Also lists the databases a restore kept (`<db>__before_<stamp>`) until someone drops them;
  * they never fail status, and a target whose database cannot be reached shows them as unknown.
  * Read-only: takes no lock, writes nothing. "Now" is ctx.clock() (PGFLEET_NOW).
@@ -13,6 +17,7 @@ import { EXIT, type ExitCode } from '../core/errors.js';
 import { targetFacts } from '../fleet/metrics.js';
 import { leftoverDatabases } from '../restore/kept.js';
 import { humanSize, renderTable } from '../core/text.js';
+import { requireEnabled } from '../config/load.js';
 
 export interface TargetStatus {
   project: string;
@@ -26,6 +31,8 @@ export interface TargetStatus {
   /** (latest size / previous size) − 1, e.g. -0.4 for a dump 40 % smaller than the one before. */
   size_change: number | null;
   verification: { status: 'passed' | 'failed'; verified_at: string; age_seconds: number; backup_id: string; error?: string } | null;
+  /** Backups that are not complete (never restored): each id and why. */
+  damaged: { id: string; problem: string }[];
   /** Databases kept by restores (drop them once the restore is known good); null: could not look. */
   leftover_databases: string[] | null;
 }
@@ -45,15 +52,18 @@ export function ago(seconds: number): string {
   return `${(seconds / 86400).toFixed(1)}d`;
 }
 
-export async function runStatus(ctx: Context, o: { json?: boolean } = {}): Promise<{ report: StatusReport; exitCode: ExitCode }> {
+export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: boolean } = {}): Promise<{ report: StatusReport; exitCode: ExitCode }> {
   const now = ctx.clock();
+  requireEnabled(ctx.config, ctx.config.targets, { allowEmpty: o.allowEmpty, command: 'status' });
   const maxAge = ctx.config.platform.maxBackupAgeMs / 1000;
   const secondsSince = (iso: string) => (now.getTime() - Date.parse(iso)) / 1000;
   const targets = await Promise.all(
     ctx.config.targets.map(async (t): Promise<TargetStatus> => {
-      const [backups, leftovers] = await Promise.all([ctx.repo.list(t.project, t.environment), leftoverDatabases(ctx, t).catch(() => null)]);
-      const f = targetFacts(backups);
+      const [survey, leftovers] = await Promise.all([ctx.repo.survey(t.project, t.environment, now), leftoverDatabases(ctx, t).catch(() => null)]);
+      const f = targetFacts(survey.complete, survey.damaged);
       const problems: string[] = [];
+      const damaged = survey.damaged.map((d) => ({ id: d.id, problem: d.problem }));
+      if (damaged.length) problems.push(`${damaged.length} damaged backup(s): ${damaged.map((d) => `${d.id} (${d.problem})`).join(', ')}`);
       const latest = f.latest && { id: f.latest.meta.id, type: f.latest.meta.type, created_at: f.latest.meta.created_at, age_seconds: Math.round(secondsSince(f.latest.meta.created_at)), size_bytes: f.latest.meta.size_bytes };
       if (!latest) problems.push('no complete backup');
       else if (latest.age_seconds > maxAge) problems.push(`latest complete backup is ${ago(latest.age_seconds)} old (max_backup_age ${ago(maxAge)})`);
@@ -64,7 +74,7 @@ export async function runStatus(ctx: Context, o: { json?: boolean } = {}): Promi
         project: t.project,
         environment: t.environment,
         enabled: t.backup.enabled,
-        ok: !t.backup.enabled || problems.length === 0,
+        ok: problems.length === 0 || (!t.backup.enabled && damaged.length === 0),
         problems,
         backups: f.count,
         latest,
@@ -72,6 +82,7 @@ export async function runStatus(ctx: Context, o: { json?: boolean } = {}): Promi
         size_change: latest && prev ? latest.size_bytes / prev - 1 : null,
         verification: v && { status: v.status, verified_at: v.verified_at, age_seconds: Math.round(secondsSince(v.verified_at)), backup_id: v.backup_id, ...(v.error ? { error: v.error } : {}) },
         leftover_databases: leftovers,
+        damaged,
       };
     }),
   );

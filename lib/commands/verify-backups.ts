@@ -11,12 +11,16 @@
  * --dry-run reads the same plan through a read-only repository, prints it and stops: no scratch
  * database, nothing recorded, no metrics or webhook.
  *
+ * A damaged backup of a selected target (lib/storage/repository.ts survey; every one, not only the
+ * latest) fails as a backup that failed verification: reported, nothing recorded, exit 4. No
+ * enabled target is a usage error (exit 2) unless allowEmpty.
+ *
  * Exit 4 when a backup failed verification, 1 when a verification could not run (container down,
  * no connection: nothing is recorded then, the backup is not to blame), 130 when interrupted.
  * Runs without the target's lock: it never changes a dump, and writes the metadata by an atomic
  * replace of a freshly read copy, so backups and prunes are not blocked by an hour-long check.
  */
-import { selectTargets, type Target } from '../config/load.js';
+import { requireEnabled, selectTargets, type Target } from '../config/load.js';
 import { dryRunContext, type Context } from '../runtime/context.js';
 import { canCreateDatabases, dbProps, dropDatabase, scratchName, withMaintenanceSession } from '../postgres/dbadmin.js';
 import { CommandError, EXIT, InterruptedError, PgfleetError, UsageError, VerificationError, type ExitCode } from '../core/errors.js';
@@ -24,7 +28,7 @@ import { targetLogger } from '../core/log.js';
 import { writeMetrics } from '../fleet/metrics.js';
 import { notify } from '../fleet/notify.js';
 import type { VerificationResult } from '../formats/metadata.js';
-import type { StoredBackup } from '../storage/repository.js';
+import type { DamagedBackup, StoredBackup } from '../storage/repository.js';
 import { restoreInto, verificationShell } from '../restore/into.js';
 import { openDump, openWhile } from '../restore/stage.js';
 
@@ -35,6 +39,8 @@ export interface VerifyOptions {
   backup?: string;
   dryRun?: boolean;
   jobs?: number;
+  /** No enabled target is not an error (see config/load.ts requireEnabled). */
+  allowEmpty?: boolean;
 }
 
 export interface VerifyOutcome {
@@ -47,13 +53,11 @@ export interface VerifyOutcome {
   verification?: VerificationResult;
 }
 
-async function chosenBackups(ctx: Context, t: Target, o: VerifyOptions): Promise<StoredBackup[]> {
-  if (o.backup) {
-    const b = await ctx.repo.find(t.project, t.environment, o.backup);
-    return b ? [b] : [];
-  }
-  const all = await ctx.repo.list(t.project, t.environment);
-  return o.all ? all : all.slice(0, 1);
+/** The backups to verify and the target's damaged ones (every one, or the --backup named; each fails the run). */
+async function chosenBackups(ctx: Context, t: Target, o: VerifyOptions): Promise<{ backups: StoredBackup[]; damaged: DamagedBackup[] }> {
+  const { complete, damaged } = await ctx.repo.survey(t.project, t.environment, ctx.clock());
+  if (o.backup) return { backups: complete.filter((b) => b.meta.id === o.backup), damaged: damaged.filter((d) => d.id === o.backup) };
+  return { backups: o.all ? complete : complete.slice(0, 1), damaged };
 }
 
 /** A failure of the backup itself (to record): its checks, or the programs that read its bytes (zstd, pg_restore); anything else is the machinery around it. */
@@ -113,26 +117,44 @@ async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs?: number
   return { ...base, status: verification.status, verification, ...(verification.error ? { error: verification.error } : {}) };
 }
 
+/** A damaged backup as a failed outcome (nothing to restore; nothing recorded). */
+function damagedOutcome(ctx: Context, t: Target, d: DamagedBackup): VerifyOutcome {
+  const error = `damaged backup: ${d.problem}`;
+  targetLogger(ctx.logger, t).error({ id: d.id, problem: d.problem }, 'damaged backup');
+  return { project: t.project, environment: t.environment, id: d.id, status: 'failed', error };
+}
+
 export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<{ results: VerifyOutcome[]; exitCode: ExitCode }> {
-  const targets = selectTargets(ctx.config, o.project, o.environment).filter((t) => t.backup.enabled || (o.project && o.environment));
+  const selected = selectTargets(ctx.config, o.project, o.environment);
+  const targets = selected.filter((t) => t.backup.enabled || (o.project && o.environment));
+  if (!(o.project && o.environment)) requireEnabled(ctx.config, selected, { allowEmpty: o.allowEmpty, command: 'verify-backups' });
   // The plan is read the same way for a dry run, on a repository that refuses any write.
   const planner = o.dryRun ? dryRunContext(ctx) : ctx;
-  const plan: [Target, StoredBackup[]][] = [];
-  for (const t of targets) plan.push([t, await chosenBackups(planner, t, o)]);
-  if (o.backup && plan.every(([, bs]) => !bs.length)) throw new UsageError(`no complete backup ${o.backup} in ${o.project ?? 'any project'}${o.environment ? `/${o.environment}` : ''}`);
+  const plan: [Target, StoredBackup[], DamagedBackup[]][] = [];
+  for (const t of targets) {
+    const { backups, damaged } = await chosenBackups(planner, t, o);
+    plan.push([t, backups, damaged]);
+  }
+  if (o.backup && plan.every(([, bs, ds]) => !bs.length && !ds.length)) throw new UsageError(`no complete backup ${o.backup} in ${o.project ?? 'any project'}${o.environment ? `/${o.environment}` : ''}`);
 
   if (o.dryRun) {
-    for (const [t, bs] of plan) {
+    for (const [t, bs, ds] of plan) {
       const where = verificationShell(ctx, t).sh.where;
       if (!bs.length) ctx.out(`${t.project}/${t.environment}: no complete backup to verify`);
       for (const b of bs) ctx.out(`would verify ${t.project}/${t.environment} ${b.meta.id} (${b.meta.type}, ${b.meta.created_at}) in ${where}`);
+      for (const d of ds) ctx.out(`would fail ${t.project}/${t.environment} ${d.id}: damaged backup: ${d.problem}`);
     }
     ctx.out('dry run: nothing changed');
     return { results: [], exitCode: EXIT.OK };
   }
 
   const results: VerifyOutcome[] = [];
-  for (const [t, bs] of plan) {
+  for (const [t, bs, ds] of plan) {
+    for (const d of ds) {
+      const r = damagedOutcome(ctx, t, d);
+      results.push(r);
+      ctx.out(`FAILED  ${r.project}/${r.environment} ${r.id}: ${r.error}`);
+    }
     if (!bs.length) targetLogger(ctx.logger, t).warn('no complete backup to verify');
     for (const b of bs) {
       const r = await verifyOne(ctx, t, b, o.jobs);

@@ -379,6 +379,21 @@ export function offsiteEnv(target: Target, env: NodeJS.ProcessEnv = process.env)
   return out;
 }
 
+/**
+ * "Nothing to do is an error": throws a UsageError (exit 2) saying why when none of `targets` has
+ * backups enabled (an empty projects.yml, projects without `database:`, every target disabled, or
+ * a filter that selects only disabled ones), unless `allowEmpty` (an empty run that is intended).
+ */
+export function requireEnabled(config: LoadedConfig, targets: readonly Target[], o: { allowEmpty?: boolean; command: string }): void {
+  if (o.allowEmpty || targets.some((t) => t.backup.enabled)) return;
+  const why = !config.targets.length
+    ? 'no project in it has a database: section'
+    : targets.length
+      ? `${targets.length === config.targets.length ? 'every target' : 'every selected target'} has backup.enabled: false`
+      : 'no target selected';
+  throw new UsageError(`${o.command}: nothing to do: no enabled target in ${config.file} (${why}); pass --allow-empty if that is intended`);
+}
+
 function readEnvFile(target: Target): Record<string, string> {
   let text: string;
   try {

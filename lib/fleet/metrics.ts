@@ -11,6 +11,7 @@
  * Series, one per target (labels project, environment); 0 stands for "never":
  *   pgfleet_backup_enabled                           1 when backup.enabled
  *   pgfleet_backup_count                             complete backups stored
+ *   pgfleet_backup_damaged_count                     damaged backups (repository survey: never restored; alert on > 0)
  *   pgfleet_backup_last_success_timestamp_seconds    when the newest complete backup finished
  *   pgfleet_backup_last_duration_seconds             how long it took
  *   pgfleet_backup_last_size_bytes                   its stored size
@@ -26,24 +27,27 @@ import type { StoredBackup } from '../storage/repository.js';
 /** What status and metrics know of a target, from its complete backups (newest first). */
 export interface TargetFacts {
   count: number;
+  /** Damaged backups (lib/storage/repository.ts survey). */
+  damaged: number;
   latest: StoredBackup | null;
   previous: StoredBackup | null;
   /** The most recent verification of any of its backups, and which backup it was. */
   verification: (VerificationResult & { backup_id: string }) | null;
 }
 
-export function targetFacts(backups: readonly StoredBackup[]): TargetFacts {
+export function targetFacts(backups: readonly StoredBackup[], damaged: readonly unknown[] = []): TargetFacts {
   let verification: TargetFacts['verification'] = null;
   for (const b of backups) {
     const v = b.meta.verification;
     if (v && (!verification || Date.parse(v.verified_at) > Date.parse(verification.verified_at))) verification = { ...v, backup_id: b.meta.id };
   }
-  return { count: backups.length, latest: backups[0] ?? null, previous: backups[1] ?? null, verification };
+  return { count: backups.length, damaged: damaged.length, latest: backups[0] ?? null, previous: backups[1] ?? null, verification };
 }
 
 const FAMILIES: [name: string, help: string, value: (t: Target, f: TargetFacts) => number][] = [
   ['pgfleet_backup_enabled', 'Whether scheduled backups are enabled for the target (1) or not (0).', (t) => (t.backup.enabled ? 1 : 0)],
   ['pgfleet_backup_count', 'Complete backups stored for the target.', (_t, f) => f.count],
+  ['pgfleet_backup_damaged_count', 'Damaged backups of the target (metadata without its dump or of another size, a dump without metadata): never restored.', (_t, f) => f.damaged],
   ['pgfleet_backup_last_success_timestamp_seconds', 'When the newest complete backup finished, Unix time (0: none).', (_t, f) => (f.latest ? Date.parse(f.latest.meta.finished_at) / 1000 : 0)],
   ['pgfleet_backup_last_duration_seconds', 'How long the newest complete backup took (0: none).', (_t, f) => (f.latest ? f.latest.meta.duration_ms / 1000 : 0)],
   ['pgfleet_backup_last_size_bytes', 'Stored size of the newest complete backup (0: none).', (_t, f) => f.latest?.meta.size_bytes ?? 0],
@@ -64,11 +68,16 @@ export function renderMetrics(rows: readonly { target: Target; facts: TargetFact
 }
 
 /** Rewrite the textfile from the repository. Returns its path, or null when unset or it failed. */
-export async function writeMetrics(ctx: Pick<Context, 'config' | 'repo' | 'logger'>): Promise<string | null> {
+export async function writeMetrics(ctx: Pick<Context, 'config' | 'repo' | 'logger' | 'clock'>): Promise<string | null> {
   const file = ctx.config.platform.metricsTextfile;
   if (!file) return null;
   try {
-    const rows = await Promise.all(ctx.config.targets.map(async (target) => ({ target, facts: targetFacts(await ctx.repo.list(target.project, target.environment)) })));
+    const rows = await Promise.all(
+      ctx.config.targets.map(async (target) => {
+        const { complete, damaged } = await ctx.repo.survey(target.project, target.environment, ctx.clock());
+        return { target, facts: targetFacts(complete, damaged) };
+      }),
+    );
     await writeFileAtomic(file, renderMetrics(rows), 0o644);
     ctx.logger.debug({ file, targets: rows.length }, 'metrics written');
     return file;

@@ -4,7 +4,9 @@
  * the temp files older than a day that interrupted writes left. Used by `prune`, and after every
  * backup by lib/backup/cycle.ts.
  *
- * Promises: only complete backups are counted or deleted; the newest and the newest verified are
+ * Promises: only complete backups are counted or deleted; a damaged backup (repository survey) is
+ * never counted as one and never deleted here, only reported in the plan (`damaged`), and removed
+ * by removeDamaged() when someone names it; the newest and the newest verified are
  * never deleted; a backup goes metadata first (repo.remove), so a half-removed one is never taken
  * for whole. The caller holds the target's lock for a real run; a dry run writes nothing. On a
  * failure (an unreadable directory, a removal refused) it throws; what was removed before stays
@@ -16,7 +18,9 @@ import { targetLogger } from '../core/log.js';
 import type { Context } from '../runtime/context.js';
 import { pinnedByDeployments } from '../storage/manifests.js';
 import { isReadOnly } from '../storage/dryrun.js';
+import type { DamagedBackup } from '../storage/repository.js';
 import type { Abandoned } from '../storage/store.js';
+import { UsageError } from '../core/errors.js';
 import { planRetention, type RetentionInput, type RetentionPlan } from './retention.js';
 
 const TEMP_MAX_AGE_MS = 86_400_000;
@@ -27,6 +31,8 @@ export interface TargetPrune extends RetentionPlan {
   dryRun: boolean;
   /** Leftover temp files (paths) removed, or that a real run would remove. */
   tempFiles: string[];
+  /** Damaged backups: kept, counted as nothing, each with why (removed only by removeDamaged). */
+  damaged: { id: string; problem: string }[];
 }
 
 export interface PruneOptions {
@@ -42,12 +48,13 @@ export async function pruneTarget(ctx: Context, target: Target, o: PruneOptions 
   const { project, environment } = target;
   const log = targetLogger(ctx.logger, target);
   const now = ctx.clock();
-  const backups = await ctx.repo.list(project, environment);
+  const { complete: backups, damaged } = await ctx.repo.survey(project, environment, now);
+  if (damaged.length) log.warn({ damaged: damaged.map((d) => ({ id: d.id, problem: d.problem })) }, `${damaged.length} damaged backup(s) kept and not counted by retention; remove one with prune --remove-damaged <id>`);
   const pinned = await pinnedByDeployments(ctx.repo, project, environment);
   const plan = planRetention([...backups.map((b) => b.meta), ...(o.upcoming ? [o.upcoming] : [])], target.backup, now, pinned);
   const leftovers = await leftoverTemps(ctx, target, now);
   const dryRun = isReadOnly(ctx.repo.store);
-  const result: TargetPrune = { project, environment, dryRun, ...plan, tempFiles: leftovers.map((a) => a.handle) };
+  const result: TargetPrune = { project, environment, dryRun, ...plan, tempFiles: leftovers.map((a) => a.handle), damaged: damaged.map((d) => ({ id: d.id, problem: d.problem })) };
   if (dryRun) return result;
 
   const byId = new Map(backups.map((b) => [b.meta.id, b]));
@@ -62,6 +69,25 @@ export async function pruneTarget(ctx: Context, target: Target, o: PruneOptions 
     log.info({ file: path.basename(a.handle) }, 'leftover temp file removed');
   }
   return result;
+}
+
+/**
+ * Remove one damaged backup of the target by id, whatever of it exists (metadata first, then the
+ * dump). Throws a UsageError when `id` is not a damaged backup of the target (a complete backup is
+ * retention's to remove, never this). The caller holds the target's lock. Returns what it was.
+ * On a read-only repository (a dry run) it finds and checks only.
+ */
+export async function removeDamaged(ctx: Context, target: Target, id: string): Promise<DamagedBackup> {
+  const { complete, damaged } = await ctx.repo.survey(target.project, target.environment, ctx.clock());
+  const d = damaged.find((x) => x.id === id);
+  if (!d) {
+    const whole = complete.some((b) => b.meta.id === id);
+    throw new UsageError(`${target.project}/${target.environment}: ${id} is ${whole ? 'a complete backup; retention removes those, not --remove-damaged' : 'not a damaged backup of this target'}${damaged.length ? ` (damaged: ${damaged.map((x) => x.id).join(', ')})` : ''}`);
+  }
+  if (isReadOnly(ctx.repo.store)) return d;
+  await ctx.repo.remove(d);
+  targetLogger(ctx.logger, target).warn({ id, problem: d.problem }, 'damaged backup removed');
+  return d;
 }
 
 /** What interrupted saves left under the target (the store's abandoned()), last written more than a day before now. */

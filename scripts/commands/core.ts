@@ -9,13 +9,13 @@ import type { Verb } from './types.js';
 
 export const configCheck: Verb = {
   name: 'config check',
-  usage: 'config check',
-  summary: 'validate projects.yml and the env files; list projects × environments',
-  options: {},
+  usage: 'config check [--allow-empty]',
+  summary: 'validate projects.yml and the env files; list projects × environments; exit 2 when no target is enabled',
+  options: { 'allow-empty': { type: 'boolean' } },
   positionals: [0, 0],
   bare: true,
   run: async () => undefined,
-  runBare: (deps, _v, _p, config) => runConfigCheck(deps, { config }),
+  runBare: (deps, v, _p, config) => runConfigCheck(deps, { config, allowEmpty: !!v['allow-empty'] }),
 };
 
 export const backup: Verb = {
@@ -41,7 +41,7 @@ export const backup: Verb = {
 export const list: Verb = {
   name: 'list',
   usage: 'list [<project> [<env>]] [--json]',
-  summary: 'complete backups, newest first',
+  summary: 'backups, newest first: complete ones and damaged ones (with their problem)',
   options: { json: { type: 'boolean' } },
   positionals: [0, 2],
   run: async (ctx, v, [project, environment]) => {

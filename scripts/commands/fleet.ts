@@ -7,9 +7,9 @@ import type { Verb } from './types.js';
 
 export const scheduledBackup: Verb = {
   name: 'scheduled-backup',
-  usage: 'scheduled-backup [--project P] [--env E] [--dry-run] [--concurrency N]',
+  usage: 'scheduled-backup [--project P] [--env E] [--dry-run] [--concurrency N] [--allow-empty]',
   summary: 'back up every enabled target, a bounded number at once, then apply retention; exit 1 names failed targets',
-  options: { project: { type: 'string' }, env: { type: 'string' }, 'dry-run': { type: 'boolean' }, concurrency: { type: 'string' } },
+  options: { project: { type: 'string' }, env: { type: 'string' }, 'dry-run': { type: 'boolean' }, concurrency: { type: 'string' }, 'allow-empty': { type: 'boolean' } },
   positionals: [0, 0],
   run: async (ctx, v) => {
     const c = v.concurrency as string | undefined;
@@ -19,6 +19,7 @@ export const scheduledBackup: Verb = {
       environment: v.env as string | undefined,
       dryRun: !!v['dry-run'],
       concurrency: c ? Number(c) : undefined,
+      allowEmpty: !!v['allow-empty'],
     });
     return r.exitCode;
   },
@@ -26,18 +27,18 @@ export const scheduledBackup: Verb = {
 
 export const prune: Verb = {
   name: 'prune',
-  usage: 'prune [<project> [<env>]] [--dry-run]',
-  summary: 'apply retention; --dry-run lists what would go and which rule keeps each backup that stays',
-  options: { 'dry-run': { type: 'boolean' } },
+  usage: 'prune [<project> [<env>]] [--dry-run] | prune <project> <env> --remove-damaged <id>',
+  summary: 'apply retention (damaged backups listed, never removed); --dry-run lists what would go and which rule keeps each backup that stays; --remove-damaged removes one damaged backup',
+  options: { 'dry-run': { type: 'boolean' }, 'remove-damaged': { type: 'string' } },
   positionals: [0, 2],
-  run: async (ctx, v, [project, environment]) => (await runPrune(ctx, { project, environment, dryRun: !!v['dry-run'] })).exitCode,
+  run: async (ctx, v, [project, environment]) => (await runPrune(ctx, { project, environment, dryRun: !!v['dry-run'], removeDamaged: v['remove-damaged'] as string | undefined })).exitCode,
 };
 
 export const status: Verb = {
   name: 'status',
-  usage: 'status [--json]',
-  summary: 'per target: age of the latest good backup, size against the previous, last verification; exit 1 when one is too old or failed verification',
-  options: { json: { type: 'boolean' } },
+  usage: 'status [--json] [--allow-empty]',
+  summary: 'per target: age of the latest good backup, size against the previous, last verification, damaged backups; exit 1 when one is too old, failed verification or is damaged',
+  options: { json: { type: 'boolean' }, 'allow-empty': { type: 'boolean' } },
   positionals: [0, 0],
-  run: async (ctx, v) => (await runStatus(ctx, { json: !!v.json })).exitCode,
+  run: async (ctx, v) => (await runStatus(ctx, { json: !!v.json, allowEmpty: !!v['allow-empty'] })).exitCode,
 };
