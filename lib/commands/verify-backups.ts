@@ -11,6 +11,10 @@
  * --dry-run reads the same plan through a read-only repository, prints it and stops: no scratch
  * database, nothing recorded, no metrics or webhook.
  *
+ * --checksums: the fast pass instead (lib/fleet/checksums.ts): every stored dump of the selected
+ * targets (--backup: that one) re-hashed against its metadata, the result recorded in the
+ * metadata's `checksum`; exit 4 on a mismatch or a damaged backup, 1 when a dump could not be read.
+ *
  * A damaged backup of a selected target (lib/storage/repository.ts survey; every one, not only the
  * latest) fails as a backup that failed verification: reported, nothing recorded, exit 4. No
  * enabled target is a usage error (exit 2) unless allowEmpty.
@@ -25,7 +29,9 @@ import { dryRunContext, type Context } from '../runtime/context.js';
 import { canCreateDatabases, dbProps, dropDatabase, scratchName, withMaintenanceSession } from '../postgres/dbadmin.js';
 import { CommandError, EXIT, InterruptedError, PgfleetError, UsageError, VerificationError, type ExitCode } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
+import { checksumPass } from '../fleet/checksums.js';
 import { writeMetrics } from '../fleet/metrics.js';
+import { humanSize } from '../core/text.js';
 import { notify } from '../fleet/notify.js';
 import type { VerificationResult } from '../formats/metadata.js';
 import type { DamagedBackup, StoredBackup } from '../storage/repository.js';
@@ -41,6 +47,8 @@ export interface VerifyOptions {
   jobs?: number;
   /** No enabled target is not an error (see config/load.ts requireEnabled). */
   allowEmpty?: boolean;
+  /** The fast pass instead of restores: every stored dump re-hashed against its metadata (lib/fleet/checksums.ts). */
+  checksums?: boolean;
 }
 
 export interface VerifyOutcome {
@@ -128,6 +136,7 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
   const selected = selectTargets(ctx.config, o.project, o.environment);
   const targets = selected.filter((t) => t.backup.enabled || (o.project && o.environment));
   if (!(o.project && o.environment)) requireEnabled(ctx.config, selected, { allowEmpty: o.allowEmpty, command: 'verify-backups' });
+  if (o.checksums) return runChecksums(ctx, targets, o);
   // The plan is read the same way for a dry run, on a repository that refuses any write.
   const planner = o.dryRun ? dryRunContext(ctx) : ctx;
   const plan: [Target, StoredBackup[], DamagedBackup[]][] = [];
@@ -175,4 +184,28 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
   await writeMetrics(ctx);
   await notify(ctx, { command: 'verify-backups', ok: !failed && !errors, summary, results });
   return { results, exitCode: failed ? EXIT.VERIFY_FAILED : errors ? EXIT.FAILED : EXIT.OK };
+}
+
+/** --checksums: every stored dump of the targets re-hashed, each result recorded (checksum); exit 4 on a mismatch or damage, 1 when one could not be read. */
+async function runChecksums(ctx: Context, targets: Target[], o: VerifyOptions): Promise<{ results: VerifyOutcome[]; exitCode: ExitCode }> {
+  const t0 = performance.now();
+  const { results, planned } = await checksumPass(o.dryRun ? dryRunContext(ctx) : ctx, targets, { backup: o.backup, dryRun: o.dryRun });
+  if (o.backup && !planned) throw new UsageError(`no backup ${o.backup} in ${o.project ?? 'any project'}${o.environment ? `/${o.environment}` : ''}`);
+  if (o.dryRun) {
+    ctx.out(`would hash ${planned} stored dump(s) of ${targets.length} target(s) against their metadata`);
+    ctx.out('dry run: nothing changed');
+    return { results: [], exitCode: EXIT.OK };
+  }
+  for (const r of results) if (r.status !== 'passed') ctx.out(`${r.status === 'failed' ? 'FAILED' : 'ERROR '}  ${r.project}/${r.environment} ${r.id}: ${r.error}`);
+  const count = (s: string) => results.filter((r) => r.status === s).length;
+  const [failed, errors] = [count('failed'), count('error')];
+  const bytes = results.reduce((a, r) => a + r.bytes, 0);
+  const secs = (performance.now() - t0) / 1000;
+  const bad = results.filter((r) => r.status !== 'passed').map((r) => `${r.project}/${r.environment} ${r.id}`);
+  const summary = `${results.length} checksummed (${humanSize(bytes)} in ${secs.toFixed(1)} s, ${humanSize(bytes / Math.max(secs, 1e-3))}/s): ${results.length - failed - errors} passed, ${failed} failed${errors ? `, ${errors} could not be read` : ''}${bad.length ? ` (${bad.join(', ')})` : ''}`;
+  ctx.out(summary);
+  await writeMetrics(ctx);
+  await notify(ctx, { command: 'verify-backups', ok: !failed && !errors, summary, results });
+  const outcomes: VerifyOutcome[] = results.map((r) => ({ project: r.project, environment: r.environment, id: r.id, status: r.status, ...(r.error ? { error: r.error } : {}) }));
+  return { results: outcomes, exitCode: failed ? EXIT.VERIFY_FAILED : errors ? EXIT.FAILED : EXIT.OK };
 }

@@ -23,6 +23,19 @@ export const Verification = z.strictObject({
   error: z.string().optional(),
 });
 
+/**
+ * The latest checksum pass over the stored dump (`verify-backups --checksums`): its bytes re-read
+ * and hashed against `size_bytes`/`sha256`. Kept apart from `verification` (a full restore): a
+ * hash that matches proves the bytes unchanged, not that they restore, so it never counts as a
+ * verified backup for retention or status. A `failed` pass makes the backup damaged (repository).
+ */
+export const Checksum = z.strictObject({
+  status: z.enum(['passed', 'failed']),
+  checked_at: iso,
+  duration_ms: z.number().int().min(0),
+  error: z.string().optional(),
+});
+
 /** The age public keys a stored copy is encrypted to (bech32, checked again by lib/config on load). */
 const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
 const SHA256 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -78,11 +91,14 @@ export const BackupMetadata = z.strictObject({
   total_rows: z.number().int().min(0),
   pgfleet_version: z.string(),
   verification: Verification.nullable(),
+  /** Absent in metadata from before checksum passes: read as null. */
+  checksum: Checksum.nullable().optional(),
   offsite: OffsiteState.nullable().optional(),
 });
 
 export type BackupMetadata = z.infer<typeof BackupMetadata>;
 export type VerificationResult = z.infer<typeof Verification>;
+export type ChecksumResult = z.infer<typeof Checksum>;
 export type EncryptionInfo = z.infer<typeof Encryption>;
 export type OffsiteStatus = z.infer<typeof OffsiteState>;
 

@@ -14,7 +14,8 @@
  * - A backup is complete only when its metadata exists, is valid, names its own dump, and that dump
  *   has the recorded size. Anything else is not restored, not counted by retention, and never
  *   silent: survey() returns it as damaged with its problem (a metadata file that is unreadable,
- *   invalid or names another file; a dump missing or of another size; a dump with no metadata
+ *   invalid or names another file; a dump missing or of another size; a failed checksum pass
+ *   recorded in the metadata (verify-backups --checksums); a dump with no metadata
  *   last written more than a day ago, which no running backup leaves), so list, status,
  *   verify-backups, prune and the metrics report it.
  * - Dumps and metadata are saved atomically (the store's save); the metadata is written last by
@@ -62,6 +63,8 @@ export interface DamagedBackup {
   metaKey: string;
   path: string;
   problem: string;
+  /** See Inspection.recheck. */
+  recheck?: StoredBackup;
 }
 
 /** A target's backups as survey() finds them: complete ones newest first, damaged ones by id (newest first). */
@@ -79,6 +82,8 @@ export interface Inspection {
   problem?: string;
   /** Set when the metadata read and passed its schema but the dump does not match it. */
   meta?: BackupMetadata;
+  /** Set when the only problem is a failed checksum pass (meta.checksum): the backup as it stands, to hash again. */
+  recheck?: StoredBackup;
 }
 
 /** db_YYYYMMDD_HHMMSSZ for a time, in UTC. */
@@ -203,7 +208,9 @@ export class Repository {
     const size = dumpSize !== undefined ? dumpSize : ((await this.store.stat(key))?.size ?? null);
     if (size === null) return { backup: null, problem: 'dump file missing', meta };
     if (size !== meta.size_bytes) return { backup: null, problem: `dump is ${size} bytes, metadata says ${meta.size_bytes}`, meta };
-    return { backup: { meta, path: this.pathOf(key), metaPath: this.pathOf(metaKey), key, metaKey } };
+    const backup = { meta, path: this.pathOf(key), metaPath: this.pathOf(metaKey), key, metaKey };
+    if (meta.checksum?.status === 'failed') return { backup: null, problem: `checksum failed (${meta.checksum.checked_at}): ${meta.checksum.error ?? 'sha256 mismatch'}`, meta, recheck: backup };
+    return { backup };
   }
 
   /** One backup of a target by id, checked (see Inspection): the plain dump's metadata, else the age-encrypted one's. */
@@ -255,7 +262,7 @@ export class Repository {
         if (r.backup) return void complete.push(r.backup);
         const metaKey = chunk[j];
         const key = metaKey.slice(0, -META_EXT.length);
-        damaged.push({ id: r.meta?.id ?? idOf(metaKey), meta: r.meta ?? null, key, metaKey, path: this.pathOf(key), problem: r.problem ?? 'not a complete backup' });
+        damaged.push({ id: r.meta?.id ?? idOf(metaKey), meta: r.meta ?? null, key, metaKey, path: this.pathOf(key), problem: r.problem ?? 'not a complete backup', ...(r.recheck ? { recheck: r.recheck } : {}) });
       });
     }
     // A dump whose metadata was never written: a running backup's for seconds, a lost one's after that.
