@@ -1,5 +1,5 @@
 /**
- * `pgfleet list [<project> [<env>]] [--json]`: the backups of the selected targets.
+ * `pgfleet list [<project> [<env>]] [--offsite] [--json]`: the backups of the selected targets.
  *
  *   select the targets → each one's survey (lib/storage/repository.ts): complete and damaged
  *   → newest first → --json: an array of ListedBackup · else a table (target, id, state, type,
@@ -9,7 +9,8 @@
  * of another size, metadata that cannot be read, a dump left without metadata for over a day) is
  * listed with state `damaged` and its problem, never hidden; it is never restored.
  */
-import { selectTargets } from '../config/load.js';
+import { selectTargets, type Target } from '../config/load.js';
+import { offsiteBackups } from '../offsite/catalog.js';
 import type { Context } from '../runtime/context.js';
 import type { DamagedBackup, StoredBackup } from '../storage/repository.js';
 import { newestFirst } from '../formats/metadata.js';
@@ -32,6 +33,8 @@ export interface ListedBackup {
   sha256: string | null;
   path: string;
   verification: { status: string; verified_at: string; error?: string } | null;
+  /** --offsite only: how the copy in the bucket is encrypted (size_bytes and sha256 are then the stored bytes'). */
+  encryption?: { algorithm: string; recipients: string[] } | null;
 }
 
 export function listed(b: StoredBackup): ListedBackup {
@@ -61,11 +64,20 @@ export function listedDamaged(d: DamagedBackup, project: string, environment: st
 /** The creation time to order by: the metadata's, else the one the id names (db_YYYYMMDD_HHMMSSZ). */
 const createdAt = (b: ListedBackup) => b.created_at ?? b.id.replace(/^db_(\d{4})(\d\d)(\d\d)_(\d\d)(\d\d)(\d\d)Z.*$/, '$1-$2-$3T$4:$5:$6Z');
 
-export async function runList(ctx: Context, o: { project?: string; environment?: string; json?: boolean }): Promise<ListedBackup[]> {
+/**
+ * --offsite: the copies in each target's bucket, read from the bucket alone (lib/offsite/catalog.ts);
+ * path is the object's s3:// location. A target named on the command line must have offsite configured.
+ */
+async function offsiteListed(ctx: Context, targets: Target[], named: boolean): Promise<ListedBackup[]> {
+  const found = await offsiteBackups(targets, ctx.env, named);
+  return found.flatMap((r) => r.backups.map((b) => ({ ...listed(b), encryption: b.meta.encryption ? { algorithm: b.meta.encryption.algorithm, recipients: b.meta.encryption.recipients } : null })));
+}
+
+export async function runList(ctx: Context, o: { project?: string; environment?: string; json?: boolean; offsite?: boolean }): Promise<ListedBackup[]> {
   const targets = selectTargets(ctx.config, o.project, o.environment);
   const now = ctx.clock();
-  const surveys = await Promise.all(targets.map(async (t) => ({ t, s: await ctx.repo.survey(t.project, t.environment, now) })));
-  const all = surveys.flatMap(({ t, s }) => [...s.complete.map(listed), ...s.damaged.map((d) => listedDamaged(d, t.project, t.environment))]);
+  const surveys = o.offsite ? [] : await Promise.all(targets.map(async (t) => ({ t, s: await ctx.repo.survey(t.project, t.environment, now) })));
+  const all = o.offsite ? await offsiteListed(ctx, targets, !!o.project) : surveys.flatMap(({ t, s }) => [...s.complete.map(listed), ...s.damaged.map((d) => listedDamaged(d, t.project, t.environment))]);
   all.sort((a, b) => newestFirst({ id: a.id, created_at: createdAt(a) }, { id: b.id, created_at: createdAt(b) }));
   if (o.json) {
     ctx.out(JSON.stringify(all, null, 2));

@@ -40,11 +40,11 @@ export const backup: Verb = {
 
 export const list: Verb = {
   name: 'list',
-  usage: 'list [<project> [<env>]] [--json]',
+  usage: 'list [<project> [<env>]] [--offsite] [--json]',
   summary: 'backups, newest first: complete ones and damaged ones (with their problem)',
-  options: { json: { type: 'boolean' } },
+  options: { json: { type: 'boolean' }, offsite: { type: 'boolean' } },
   positionals: [0, 2],
   run: async (ctx, v, [project, environment]) => {
-    await runList(ctx, { project, environment, json: !!v.json });
+    await runList(ctx, { project, environment, json: !!v.json, offsite: !!v.offsite });
   },
 };

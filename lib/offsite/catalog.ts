@@ -1,0 +1,33 @@
+/**
+ * What the offsite bucket holds, read from the bucket alone (no local file is consulted: on a new
+ * host, projects.yml, the credentials and the identity are all it takes): each target's copies
+ * through the same Repository code as the local backups (`new Repository(bucket)`), so a copy is
+ * listed only when its metadata object exists, is valid, names its own object and that object has
+ * the recorded size. Read-only.
+ */
+import type { Target } from '../config/load.js';
+import { UsageError } from '../core/errors.js';
+import { Repository, type StoredBackup } from '../storage/repository.js';
+import { offsiteStore } from './bucket.js';
+
+/** The repository of a target's offsite copies (UsageError when the target has no offsite configured). */
+export function offsiteRepository(target: Target, env: NodeJS.ProcessEnv): Repository {
+  if (!target.offsite) throw new UsageError(`${target.project}/${target.environment}: no offsite configured (platform.offsite or database.offsite)`);
+  return new Repository(offsiteStore(target, {}, env));
+}
+
+/**
+ * The complete copies in the bucket of each selected target that has offsite configured, newest
+ * first per target. `named`: the caller named the target(s), so one without offsite is an error
+ * rather than skipped; selecting none with offsite is one too.
+ */
+export async function offsiteBackups(targets: Target[], env: NodeJS.ProcessEnv, named: boolean): Promise<{ target: Target; repo: Repository; backups: StoredBackup[] }[]> {
+  const withOffsite = targets.filter((t) => t.offsite);
+  if (named || !withOffsite.length) for (const t of targets) offsiteRepository(t, env);
+  return Promise.all(
+    withOffsite.map(async (target) => {
+      const repo = offsiteRepository(target, env);
+      return { target, repo, backups: await repo.list(target.project, target.environment) };
+    }),
+  );
+}
