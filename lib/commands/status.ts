@@ -10,6 +10,10 @@
  * through damage.
  * Also lists the databases a restore kept (`<db>__before_<stamp>`) until someone drops them;
  * they never fail status, and a target whose database cannot be reached shows them as unknown.
+ * A target with offsite configured also fails when its newest backup with a confirmed offsite copy
+ * is older than offsite.max_age (or there is none); backups that are offsite pending are counted
+ * and shown, and fail it only through that age. Read from the local metadata: status makes no
+ * request to the bucket, so an endpoint that is down never makes it hang.
  * Read-only: takes no lock, writes nothing. "Now" is ctx.clock() (PGFLEET_NOW).
  */
 import type { Context } from '../runtime/context.js';
@@ -31,6 +35,8 @@ export interface TargetStatus {
   /** (latest size / previous size) − 1, e.g. -0.4 for a dump 40 % smaller than the one before. */
   size_change: number | null;
   verification: { status: 'passed' | 'failed'; verified_at: string; age_seconds: number; backup_id: string; error?: string } | null;
+  /** null: offsite not configured. latest: the newest backup whose offsite copy is confirmed. */
+  offsite: { max_age_seconds: number; latest: { id: string; created_at: string; age_seconds: number; uploaded_at: string | null; key: string } | null; pending: number } | null;
   /** Backups that are not complete (never restored): each id and why. */
   damaged: { id: string; problem: string }[];
   /** Databases kept by restores (drop them once the restore is known good); null: could not look. */
@@ -69,6 +75,10 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
       else if (latest.age_seconds > maxAge) problems.push(`latest complete backup is ${ago(latest.age_seconds)} old (max_backup_age ${ago(maxAge)})`);
       const v = f.verification;
       if (v?.status === 'failed') problems.push(`latest verification failed (${v.backup_id}, ${v.verified_at})${v.error ? `: ${v.error}` : ''}`);
+      const offsite = t.offsite ? offsiteStatus(t.offsite.maxAgeMs / 1000, f, secondsSince) : null;
+      if (offsite && !offsite.latest) problems.push(`no confirmed offsite copy${offsite.pending ? ` (${offsite.pending} pending)` : ''}`);
+      else if (offsite?.latest && offsite.latest.age_seconds > offsite.max_age_seconds)
+        problems.push(`newest offsite copy is ${ago(offsite.latest.age_seconds)} old (offsite.max_age ${ago(offsite.max_age_seconds)})${offsite.pending ? `, ${offsite.pending} pending` : ''}`);
       const prev = f.previous?.meta.size_bytes ?? null;
       return {
         project: t.project,
@@ -82,6 +92,7 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
         size_change: latest && prev ? latest.size_bytes / prev - 1 : null,
         verification: v && { status: v.status, verified_at: v.verified_at, age_seconds: Math.round(secondsSince(v.verified_at)), backup_id: v.backup_id, ...(v.error ? { error: v.error } : {}) },
         leftover_databases: leftovers,
+        offsite,
         damaged,
       };
     }),
@@ -92,8 +103,21 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
   return { report, exitCode: report.ok ? EXIT.OK : EXIT.FAILED };
 }
 
+function offsiteStatus(maxAge: number, f: ReturnType<typeof targetFacts>, secondsSince: (iso: string) => number): NonNullable<TargetStatus['offsite']> {
+  const b = f.offsite.latest;
+  const latest = b && { id: b.meta.id, created_at: b.meta.created_at, age_seconds: Math.round(secondsSince(b.meta.created_at)), uploaded_at: b.meta.offsite?.uploaded_at ?? null, key: b.meta.offsite!.key };
+  return { max_age_seconds: maxAge, latest, pending: f.offsite.pending };
+}
+
+function offsiteCell(t: TargetStatus): string {
+  if (!t.offsite) return '-';
+  const age = t.offsite.latest ? `${ago(t.offsite.latest.age_seconds)} old` : 'none';
+  return t.offsite.pending ? `${age}, ${t.offsite.pending} pending` : age;
+}
+
 function print(ctx: Context, r: StatusReport): void {
-  const head = ['TARGET', 'STATE', 'LATEST BACKUP', 'AGE', 'SIZE', 'VS PREVIOUS', 'VERIFIED', 'PROBLEMS'];
+  const withOffsite = r.targets.some((t) => t.offsite);
+  const head = ['TARGET', 'STATE', 'LATEST BACKUP', 'AGE', 'SIZE', 'VS PREVIOUS', 'VERIFIED', ...(withOffsite ? ['OFFSITE'] : []), 'PROBLEMS'];
   const rows = r.targets.map((t) => [
     `${t.project}/${t.environment}`,
     !t.enabled ? 'disabled' : t.ok ? 'OK' : 'FAIL',
@@ -102,6 +126,7 @@ function print(ctx: Context, r: StatusReport): void {
     t.latest ? humanSize(t.latest.size_bytes) : '-',
     t.size_change === null ? '-' : `${t.size_change >= 0 ? '+' : ''}${(t.size_change * 100).toFixed(1)}%`,
     t.verification ? `${t.verification.status} ${ago(t.verification.age_seconds)} ago` : 'never',
+    ...(withOffsite ? [offsiteCell(t)] : []),
     t.problems.join('; '),
   ]);
   for (const l of renderTable(head, rows)) ctx.out(l);

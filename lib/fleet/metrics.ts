@@ -17,6 +17,11 @@
  *   pgfleet_backup_last_size_bytes                   its stored size
  *   pgfleet_verification_last_timestamp_seconds      when the latest verification restore ran
  *   pgfleet_verification_last_success                1 if it passed, 0 if it failed or none ran
+ *   pgfleet_offsite_enabled                          1 when the target has offsite configured
+ *   pgfleet_offsite_last_success_timestamp_seconds   when the newest backup whose offsite copy is confirmed finished
+ *   pgfleet_offsite_pending_count                    complete backups whose offsite copy is not confirmed ("offsite pending")
+ * The offsite series come from the local metadata (`offsite.status`), never from the bucket: a
+ * metrics run makes no network request.
  */
 import type { Target } from '../config/load.js';
 import type { Context } from '../runtime/context.js';
@@ -33,6 +38,8 @@ export interface TargetFacts {
   previous: StoredBackup | null;
   /** The most recent verification of any of its backups, and which backup it was. */
   verification: (VerificationResult & { backup_id: string }) | null;
+  /** From the local metadata: the newest backup whose offsite copy is confirmed, and how many are offsite pending. */
+  offsite: { latest: StoredBackup | null; pending: number };
 }
 
 export function targetFacts(backups: readonly StoredBackup[], damaged: readonly unknown[] = []): TargetFacts {
@@ -41,7 +48,8 @@ export function targetFacts(backups: readonly StoredBackup[], damaged: readonly 
     const v = b.meta.verification;
     if (v && (!verification || Date.parse(v.verified_at) > Date.parse(verification.verified_at))) verification = { ...v, backup_id: b.meta.id };
   }
-  return { count: backups.length, damaged: damaged.length, latest: backups[0] ?? null, previous: backups[1] ?? null, verification };
+  const offsite = { latest: backups.find((b) => b.meta.offsite?.status === 'uploaded') ?? null, pending: backups.filter((b) => b.meta.offsite?.status === 'pending').length };
+  return { count: backups.length, damaged: damaged.length, latest: backups[0] ?? null, previous: backups[1] ?? null, verification, offsite };
 }
 
 const FAMILIES: [name: string, help: string, value: (t: Target, f: TargetFacts) => number][] = [
@@ -53,6 +61,9 @@ const FAMILIES: [name: string, help: string, value: (t: Target, f: TargetFacts) 
   ['pgfleet_backup_last_size_bytes', 'Stored size of the newest complete backup (0: none).', (_t, f) => f.latest?.meta.size_bytes ?? 0],
   ['pgfleet_verification_last_timestamp_seconds', 'When the latest verification restore ran, Unix time (0: never).', (_t, f) => (f.verification ? Date.parse(f.verification.verified_at) / 1000 : 0)],
   ['pgfleet_verification_last_success', 'Whether the latest verification restore passed (1) or failed or never ran (0).', (_t, f) => (f.verification?.status === 'passed' ? 1 : 0)],
+  ['pgfleet_offsite_enabled', 'Whether the target has offsite copies configured (1) or not (0).', (t) => (t.offsite ? 1 : 0)],
+  ['pgfleet_offsite_last_success_timestamp_seconds', 'When the newest backup whose offsite copy is confirmed finished, Unix time (0: none).', (_t, f) => (f.offsite.latest ? Date.parse(f.offsite.latest.meta.finished_at) / 1000 : 0)],
+  ['pgfleet_offsite_pending_count', 'Complete backups whose offsite copy is not confirmed (offsite pending).', (_t, f) => f.offsite.pending],
 ];
 
 const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');

@@ -34,7 +34,7 @@ let bucket: S3Store;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function offsiteConfig(over: Record<string, unknown> = {}) {
-  fleet.platform = { offsite: { url: `s3://${BUCKET}/base`, endpoint: gw.endpoint, region: gw.region, path_style: true, ...over }, encryption: { age_recipients: [recipient] } };
+  fleet.platform = { metrics: { textfile: path.join(fleet.dir, 'pgfleet.prom') }, offsite: { url: `s3://${BUCKET}/base`, endpoint: gw.endpoint, region: gw.region, path_style: true, ...over }, encryption: { age_recipients: [recipient] } };
   fleet.writeConfig();
 }
 
@@ -241,5 +241,37 @@ describe('offsite sync', () => {
     expect(refused.code, refused.stderr).toBe(1);
     expect(refused.stdout).toMatch(/^acme\/production: FAILED: s3:\/\/pgfleet-write\/base: .*refused the credentials/m);
     expect(refused.stdout + refused.stderr).not.toContain('wrong-secret-Zq81x');
+  });
+});
+
+describe('status and metrics', () => {
+  it('per target: the newest confirmed offsite copy and its age, the pending count; status fails past offsite.max_age', async () => {
+    const r = await runCli(fleet, ['status', '--json'], { env: gw.env() });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    const prod = report.targets.find((t: { environment: string }) => t.environment === 'production');
+    const staging = report.targets.find((t: { environment: string }) => t.environment === 'staging');
+    expect(prod.offsite).toMatchObject({ pending: 1, max_age_seconds: 26 * 3600, latest: { id: expect.stringMatching(/^db_/), key: expect.stringMatching(/\.dump\.zst\.age$/) } });
+    expect(staging.offsite).toMatchObject({ pending: 0, latest: { uploaded_at: expect.any(String) } });
+    const table = await runCli(fleet, ['status'], { env: gw.env() });
+    expect(table.stdout.split('\n')[0]).toMatch(/\bVERIFIED\s+OFFSITE\s+PROBLEMS$/);
+    expect(table.stdout).toMatch(/acme\/production .*old, 1 pending/);
+
+    const prom = readFileSync(path.join(fleet.dir, 'pgfleet.prom'), 'utf8');
+    expect(prom).toContain('pgfleet_offsite_enabled{project="acme",environment="production"} 1');
+    expect(prom).toContain('pgfleet_offsite_pending_count{project="acme",environment="production"} 1');
+    expect(prom).toContain('pgfleet_offsite_pending_count{project="acme",environment="staging"} 0');
+    expect(prom).toMatch(/pgfleet_offsite_last_success_timestamp_seconds\{project="acme",environment="staging"\} [1-9]/);
+
+    offsiteConfig({ max_age: '1s' });
+    try {
+      await new Promise((res) => setTimeout(res, 1500));
+      const old = await runCli(fleet, ['status'], { env: gw.env() });
+      expect(old.code).toBe(1);
+      expect(old.stdout).toMatch(/acme\/production .*newest offsite copy is \d+s old \(offsite\.max_age 1s\), 1 pending/);
+      expect(old.stdout).toMatch(/acme\/staging .*newest offsite copy is \d+s old/);
+    } finally {
+      offsiteConfig();
+    }
   });
 });
