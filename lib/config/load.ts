@@ -47,6 +47,14 @@ export interface EncryptionSettings {
   ageRecipients: string[];
 }
 
+/** A target's point-in-time recovery (database.pitr with enabled: true); its cluster is its container. */
+export interface PitrSettings {
+  /** The host directory the cluster's archive_command writes into (a bind mount), absolute. */
+  archiveDir: string;
+  maxWalAgeMs: number;
+  baseBackupEveryMs: number;
+}
+
 export interface Target {
   project: string;
   environment: string;
@@ -63,6 +71,8 @@ export interface Target {
   offsite?: OffsiteSettings;
   /** Absent: not encrypted. */
   encryption?: EncryptionSettings;
+  /** Absent: no point-in-time recovery (database.pitr.enabled is not true). */
+  pitr?: PitrSettings;
 }
 
 export interface PlatformSettings {
@@ -96,6 +106,8 @@ export const DEFAULTS = {
   pre_migration_days: 90,
   compression_level: 3,
   lock_wait_timeout: '5m',
+  max_wal_age: '5m',
+  base_backup_every: '1d',
 };
 
 export function parseDuration(s: string): number {
@@ -224,6 +236,19 @@ export function checkConfigText(text: string, file: string): { data?: z.infer<ty
     if (o && typeof o === 'object' && o.enabled !== false && !o.url && !platformUrl)
       issues.push({ file, line: lineOf(doc, lc, [name, 'database', 'offsite']), path: `${name}.database.offsite`, message: 'no url here and no platform.offsite.url to take it from' });
   }
+  // PITR needs the cluster (a container) and where its WAL lands; one cluster, one landing directory.
+  const landing = new Map<string, { dir: string; project: string }>();
+  for (const [name, proj] of Object.entries(raw as Record<string, { database?: DatabaseConfig }>)) {
+    const db = name !== 'platform' && proj && typeof proj === 'object' ? proj.database : undefined;
+    const pitr = db && typeof db === 'object' ? db.pitr : undefined;
+    if (!pitr || typeof pitr !== 'object' || pitr.enabled !== true) continue;
+    const at = { file, line: lineOf(doc, lc, [name, 'database'], 'pitr'), path: `${name}.database.pitr` };
+    if (!db!.container) issues.push({ ...at, message: 'point-in-time recovery needs database.container (the cluster it archives)' });
+    if (!pitr.archive_dir) issues.push({ ...at, message: 'enabled: true needs archive_dir (the host directory the cluster archives WAL into)' });
+    const seen = db!.container && pitr.archive_dir ? landing.get(db!.container) : undefined;
+    if (seen && seen.dir !== pitr.archive_dir) issues.push({ ...at, message: `container ${db!.container} archives into ${seen.dir} (${seen.project}), not ${pitr.archive_dir}: one cluster, one archive_dir` });
+    else if (db!.container && pitr.archive_dir) landing.set(db!.container, { dir: pitr.archive_dir, project: name });
+  }
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   return issues.length ? { issues } : { data: parsed.data, issues };
 }
@@ -299,6 +324,14 @@ function resolveTargets(data: z.infer<typeof ProjectsFile>, dir: string): Target
         backup,
         offsite: resolveOffsite(data.platform?.offsite, db.offsite, backup, maxBackupAgeMs),
         encryption: enc ? { ageRecipients: enc.age_recipients } : undefined,
+        pitr:
+          db.pitr?.enabled === true && db.pitr.archive_dir
+            ? {
+                archiveDir: path.resolve(dir, db.pitr.archive_dir),
+                maxWalAgeMs: parseDuration(db.pitr.max_wal_age ?? DEFAULTS.max_wal_age),
+                baseBackupEveryMs: parseDuration(db.pitr.base_backup_every ?? DEFAULTS.base_backup_every),
+              }
+            : undefined,
       });
     }
   }
@@ -345,6 +378,21 @@ export function selectTargets(config: LoadedConfig, project?: string, environmen
   return ts;
 }
 
+/**
+ * "Nothing to do is an error": throws a UsageError (exit 2) saying why when none of `targets` has
+ * backups enabled (an empty projects.yml, projects without `database:`, every target disabled, or
+ * a filter that selects only disabled ones), unless `allowEmpty` (an empty run that is intended).
+ */
+export function requireEnabled(config: LoadedConfig, targets: readonly Target[], o: { allowEmpty?: boolean; command: string }): void {
+  if (o.allowEmpty || targets.some((t) => t.backup.enabled)) return;
+  const why = !config.targets.length
+    ? 'no project in it has a database: section'
+    : targets.length
+      ? `${targets.length === config.targets.length ? 'every target' : 'every selected target'} has backup.enabled: false`
+      : 'no target selected';
+  throw new UsageError(`${o.command}: nothing to do: no enabled target in ${config.file} (${why}); pass --allow-empty if that is intended`);
+}
+
 export interface Credentials {
   password?: string;
   databaseUrl?: string;
@@ -377,21 +425,6 @@ export function offsiteEnv(target: Target, env: NodeJS.ProcessEnv = process.env)
   const out: Record<string, string | undefined> = { ...env };
   for (const k of OFFSITE_VARS) out[k] = fromFile ? vars[k] : env[k];
   return out;
-}
-
-/**
- * "Nothing to do is an error": throws a UsageError (exit 2) saying why when none of `targets` has
- * backups enabled (an empty projects.yml, projects without `database:`, every target disabled, or
- * a filter that selects only disabled ones), unless `allowEmpty` (an empty run that is intended).
- */
-export function requireEnabled(config: LoadedConfig, targets: readonly Target[], o: { allowEmpty?: boolean; command: string }): void {
-  if (o.allowEmpty || targets.some((t) => t.backup.enabled)) return;
-  const why = !config.targets.length
-    ? 'no project in it has a database: section'
-    : targets.length
-      ? `${targets.length === config.targets.length ? 'every target' : 'every selected target'} has backup.enabled: false`
-      : 'no target selected';
-  throw new UsageError(`${o.command}: nothing to do: no enabled target in ${config.file} (${why}); pass --allow-empty if that is intended`);
 }
 
 function readEnvFile(target: Target): Record<string, string> {

@@ -92,6 +92,14 @@ export const DatabaseBackup = z.strictObject({
   lock_wait_timeout: duration.optional(),
 });
 
+/** Point-in-time recovery of the cluster (the container) a target lives in: ARCHITECTURE "Point-in-time recovery". */
+export const DatabasePitr = z.strictObject({
+  enabled: z.boolean().optional(),
+  archive_dir: z.string().min(1).optional(),
+  max_wal_age: duration.optional(),
+  base_backup_every: duration.optional(),
+});
+
 export const Database = z.strictObject({
   type: z.literal('postgresql'),
   container: containerName.optional(),
@@ -104,6 +112,7 @@ export const Database = z.strictObject({
   backup: DatabaseBackup.optional(),
   offsite: DatabaseOffsite.optional(),
   encryption: Encryption.optional(),
+  pitr: DatabasePitr.optional(),
 });
 
 /** A project: the deploy system's keys pass through; `database:` is ours. */

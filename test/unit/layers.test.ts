@@ -18,7 +18,7 @@ import path from 'node:path';
 import ts from 'typescript';
 import { PACKAGE_ROOT } from '../../lib/core/package.js';
 
-const LAYERS = ['core', 'config', 'formats', 'process', 'postgres', 'storage', 'runtime', 'fleet', 'offsite', 'backup', 'restore', 'deployments', 'commands'];
+const LAYERS = ['core', 'config', 'formats', 'process', 'postgres', 'storage', 'runtime', 'fleet', 'offsite', 'backup', 'pitr', 'restore', 'deployments', 'commands'];
 const LIB = path.join(PACKAGE_ROOT, 'lib');
 
 interface Edge {
