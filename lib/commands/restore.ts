@@ -1,13 +1,18 @@
 /**
  * `pgfleet restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup]
- *  [--into <database>] [--jobs N]`
+ *  [--into <database>] [--jobs N] [--from-offsite]`
  *
  *   which dump → the plan (printed) → consent (--dry-run stops here, after checking the file;
  *   --yes, or a question on a TTY; without a TTY, exit 2) → under the target's lock, the safe
  *   restore of lib/restore/over.ts → how to drop the kept database
  *
  * With --into, the dump goes into a NEW database of that name and nothing live is touched (no
- * lock, no safety backup, no app container stopped).
+ * lock, no safety backup, no app container stopped). A live database that does not exist (a host
+ * rebuilt) is restored with --into its own name: refused when it exists after all.
+ *
+ * With --from-offsite, the copy in the target's bucket (by id or --latest, found from the bucket
+ * alone) is streamed, its stored bytes and its decrypted archive checked while it is staged; the
+ * identity (PGFLEET_AGE_IDENTITY_FILE) is checked before anything else (lib/restore/remote.ts).
  */
 import path from 'node:path';
 import { findTarget, type Target } from '../config/load.js';
@@ -22,6 +27,9 @@ import { restoreInto } from '../restore/into.js';
 import { restoreOver } from '../restore/over.js';
 import { openDump, openWhile } from '../restore/stage.js';
 import { describeSource, resolveSource } from '../restore/source.js';
+import { resolveOffsiteSource } from '../restore/remote.js';
+import type { DumpSource } from '../restore/dump.js';
+import { isRemoteDump } from '../offsite/fetch.js';
 
 export interface RestoreCommandOptions {
   project: string;
@@ -34,6 +42,8 @@ export interface RestoreCommandOptions {
   /** Default true. */
   safetyBackup?: boolean;
   into?: string;
+  /** Restore the copy in the target's offsite bucket (a backup id or latest). */
+  fromOffsite?: boolean;
   jobs?: number;
   /** Tests: how confirmation is asked (see lib/runtime/confirm.ts). */
   confirm?: Pick<ConfirmOptions, 'tty' | 'ask'>;
@@ -51,15 +61,15 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
   const t = findTarget(ctx.config, o.project, o.environment);
   const ref = { project: t.project, environment: t.environment };
   if (o.into !== undefined && !isPgIdent(o.into)) throw new UsageError(`--into ${JSON.stringify(o.into)}: not a valid database name (allowed: ${PG_IDENT.source})`);
-  if (o.into === t.database) throw new UsageError(`--into ${o.into} is the live database; restore over it without --into`);
-  const src = await resolveSource(ctx, t, o);
+  const src: DumpSource = o.fromOffsite ? await resolveOffsiteSource(ctx, t, o) : await resolveSource(ctx, t, o);
   const where = t.container ? `container ${t.container}` : 'DATABASE_URL';
 
   // The plan, shown before consent and as the whole output of --dry-run.
   ctx.out(`restore plan for ${t.project}/${t.environment} (${where}):`);
   ctx.out(`  from          ${describeSource(src)}`);
+  if (isRemoteDump(src)) ctx.out(`  offsite       ${src.path}${src.stored.encryption ? ' (age-encrypted, read with PGFLEET_AGE_IDENTITY_FILE)' : ''}; streamed, never a file on this host`);
   if (o.into) {
-    ctx.out(`  into          a new database ${o.into}; the live database ${t.database} is not touched`);
+    ctx.out(o.into === t.database ? `  into          a new database ${o.into}, the live database's own name (refused when it exists)` : `  into          a new database ${o.into}; the live database ${t.database} is not touched`);
   } else {
     ctx.out(`  1. check       size and sha256 of the dump against its metadata`);
     ctx.out(`  2. safety      ${o.safetyBackup === false ? 'NO safety backup (--no-safety-backup)' : `a safety backup of ${t.database}`}`);

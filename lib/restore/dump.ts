@@ -6,17 +6,25 @@
  * Promises: a file that does not match its metadata (size, sha256, format, compression) is refused
  * with VerificationError (exit 4) before anything reads it for a restore; a file given by path
  * without metadata is accepted, and said so (CheckedDump.meta null).
+ *
+ * A dump is a local file, or a copy in the offsite bucket (lib/offsite/fetch.ts RemoteDump: read
+ * as a stream, its stored bytes checked and decrypted on the way); readDump() reads either, and
+ * what is checked here (sha256, size) is then the decrypted archive's, against its plaintext view.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import { EXIT, InterruptedError, PgfleetError, VerificationError, type TargetRef } from '../core/errors.js';
 import type { BackupMetadata } from '../formats/metadata.js';
+import { isRemoteDump, type HashedRead, type RemoteDump } from '../offsite/fetch.js';
 import { metadataBeside, type StoredBackup } from '../storage/repository.js';
 
 export interface CheckedDump {
+  /** The file; for a remote dump, where it is (`s3://…/<key>`), for messages only. */
   path: string;
+  /** A copy in another store, read as a stream (never a local file): see readDump(). */
+  remote?: RemoteDump;
   /** null: a file given by path without metadata; its content cannot be checked against anything. */
   meta: BackupMetadata | null;
   /** zstd-compressed (else a plain pg_dump custom-format archive). */
@@ -28,6 +36,9 @@ export interface CheckedDump {
 /** What is known of a dump before its content is read: where, its metadata, size and format. */
 export type DumpFile = Omit<CheckedDump, 'sha256'>;
 
+/** What a restore reads: a complete backup of the local repository, a file by its path, or a copy in the bucket. */
+export type DumpSource = StoredBackup | { path: string } | RemoteDump;
+
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const PGDMP_MAGIC = Buffer.from('PGDMP');
 
@@ -36,7 +47,11 @@ const PGDMP_MAGIC = Buffer.from('PGDMP');
  * (and must then be complete and match), and a file without one is accepted only because the
  * caller named it explicitly. The size and the format (its first bytes) are checked here.
  */
-export async function describeDump(src: StoredBackup | { path: string }, o: { target?: TargetRef }): Promise<DumpFile> {
+export async function describeDump(src: DumpSource, o: { target?: TargetRef }): Promise<DumpFile> {
+  if (isRemoteDump(src)) {
+    // Known from its metadata alone: its bytes are checked as they are read (lib/offsite/fetch.ts, then sealed()).
+    return { path: src.path, remote: src, meta: src.meta, compressed: src.meta.compression.algorithm === 'zstd', size: src.meta.size_bytes };
+  }
   const file = path.resolve(src.path);
   let meta: BackupMetadata | null = null;
   if ('meta' in src && src.meta) meta = src.meta;
@@ -73,11 +88,16 @@ export function sealed(d: DumpFile, sha256: string, bytes: number, o: { target?:
   return { ...d, sha256 };
 }
 
+/** One read of the dump's bytes (the decrypted archive, for a remote one), hashed as they pass. */
+export function readDump(d: DumpFile, signal?: AbortSignal): HashedRead {
+  return d.remote ? d.remote.open(signal) : hashedRead(d.path, signal);
+}
+
 /**
  * The file as a stream that hashes what passes through it. It ends early on interrupt or a read
  * error (never an 'error' event a pipe would leave unheard); digest() then throws that.
  */
-export function hashedRead(file: string, signal?: AbortSignal): { stream: Readable; digest: () => { sha256: string; bytes: number }; destroy: () => void } {
+export function hashedRead(file: string, signal?: AbortSignal): HashedRead {
   const hash = createHash('sha256');
   let bytes = 0;
   let failure: unknown;
@@ -101,10 +121,11 @@ export function hashedRead(file: string, signal?: AbortSignal): { stream: Readab
   else rs.pipe(tap);
   return {
     stream: tap,
-    digest: () => {
+    digest: async () => {
       if (failure) throw failure;
       return { sha256: hash.digest('hex'), bytes };
     },
+    failed: () => failure,
     destroy: () => {
       signal?.removeEventListener('abort', onAbort);
       rs.destroy();
@@ -118,16 +139,16 @@ export function hashedRead(file: string, signal?: AbortSignal): { stream: Readab
  * the file once; changes nothing. Throws VerificationError (4) for a file that does not match its
  * metadata.
  */
-export async function checkDumpFile(src: StoredBackup | { path: string }, o: { signal?: AbortSignal; target?: TargetRef } = {}): Promise<CheckedDump> {
+export async function checkDumpFile(src: DumpSource, o: { signal?: AbortSignal; target?: TargetRef } = {}): Promise<CheckedDump> {
   return hashWhole(await describeDump(src, o), o);
 }
 
 /** The whole file read and hashed, then sealed (see sealed()). */
 export async function hashWhole(d: DumpFile, o: { signal?: AbortSignal; target?: TargetRef }): Promise<CheckedDump> {
-  const r = hashedRead(d.path, o.signal);
+  const r = readDump(d, o.signal);
   try {
     for await (const _ of r.stream as AsyncIterable<Buffer>);
-    const { sha256, bytes } = r.digest();
+    const { sha256, bytes } = await r.digest();
     return sealed(d, sha256, bytes, o);
   } finally {
     r.destroy();

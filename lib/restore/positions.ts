@@ -25,6 +25,8 @@ import type { DumpFile } from './dump.js';
  * leaves no garbage behind.
  */
 export async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, signal: AbortSignal | undefined, log: Logger): Promise<Buffer | null> {
+  // A copy in the bucket is read once, as a stream: no second read to index (pg_restore reads it as written).
+  if (d.remote) return null;
   const ix = new ArchiveIndexer();
   const buf = Buffer.allocUnsafe(1 << 20);
   let dir: string | null = null;

@@ -6,7 +6,10 @@
  *
  * Promises: a damaged dump is refused and its staged copy removed before anything else happens;
  * staging touches nothing but a new private directory under /tmp where pg_restore runs; an opened
- * dump's close() removes it, idempotently.
+ * dump's close() removes it, idempotently. A copy in the bucket (DumpFile.remote) is streamed the
+ * same way, its stored bytes and its decrypted archive checked on the way; it is never staged on
+ * the host (a target reached by DATABASE_URL streams it into pg_restore instead, read twice: once
+ * to check it, once to restore it, checked again), so no plaintext lands in a file here.
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -17,8 +20,8 @@ import { targetLogger, type Logger } from '../core/log.js';
 import { Undo, withLeftovers } from '../core/undo.js';
 import type { TargetShell } from '../process/container.js';
 import type { Context } from '../runtime/context.js';
-import type { StoredBackup } from '../storage/repository.js';
-import { describeDump, hashedRead, hashWhole, sealed, type CheckedDump, type DumpFile } from './dump.js';
+import { AgeError } from '../process/age.js';
+import { describeDump, hashWhole, readDump, sealed, type CheckedDump, type DumpFile, type DumpSource } from './dump.js';
 import { archiveIndex } from './positions.js';
 
 /** A checked dump, ready for pg_restore. */
@@ -56,9 +59,9 @@ const STAGE_WITH_DD = 'umask 077 && mkdir -p -- "$1" && exec dd of="$1/archive.d
  * structure for the data positions pg_dump could not write into a pipe. A damaged file (sha256,
  * size, format) is refused and its staged copy removed before anything else happens.
  */
-export async function openDump(ctx: Context, sh: TargetShell, src: StoredBackup | { path: string }, o: { jobs?: number; signal?: AbortSignal } = {}): Promise<OpenedDump> {
-  const jobs = o.jobs ?? defaultJobs();
+export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o: { jobs?: number; signal?: AbortSignal } = {}): Promise<OpenedDump> {
   const d = await describeDump(src, { target: sh.ref });
+  const jobs = d.remote && !sh.container ? 1 : (o.jobs ?? defaultJobs());
   if (jobs <= 1) return { ...(await hashWhole(d, { signal: o.signal, target: sh.ref })), staged: null, close: async () => [] };
   const log = targetLogger(ctx.logger, sh.target);
   const t0 = performance.now();
@@ -83,8 +86,9 @@ export async function openDump(ctx: Context, sh: TargetShell, src: StoredBackup 
   };
   try {
     const staged = await stage(ctx, sh, d, dir, o.signal, log).catch(async (e) => {
-      // A damaged file usually stops the decompression before it is all read: say what is wrong with it.
-      if (d.meta && !(e instanceof InterruptedError)) await hashWhole(d, { signal: o.signal, target: sh.ref });
+      // A damaged file usually stops the decompression before it is all read: say what is wrong with it
+      // (a remote read has said it already, when its bytes were the reason).
+      if (d.meta && !(e instanceof InterruptedError) && !(e instanceof VerificationError) && !(e instanceof AgeError)) await hashWhole(d, { signal: o.signal, target: sh.ref });
       throw e;
     });
     const checked = sealed(d, staged.sha256, staged.bytes, { target: sh.ref });
@@ -98,10 +102,10 @@ export async function openDump(ctx: Context, sh: TargetShell, src: StoredBackup 
 /** The decompressed archive into `dir`/archive.dump where pg_restore runs; the compressed file's sha256 on the way. */
 async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, signal: AbortSignal | undefined, log: Logger): Promise<{ sha256: string; bytes: number }> {
   if (d.compressed && sh.container) {
-    const r = hashedRead(d.path, signal);
+    const r = readDump(d, signal);
     try {
-      await sh.run('sh', ['-c', STAGE_WITH_ZSTD, 'pgfleet-stage', dir], { input: r.stream, signal, what: 'zstd -d (in the container)', program: 'zstd', role: 'stage' });
-      return r.digest();
+      await sh.run('sh', ['-c', STAGE_WITH_ZSTD, 'pgfleet-stage', dir], { input: r.stream, signal, what: 'zstd -d (in the container)', program: 'zstd', role: 'stage' }).catch(readersFault(r));
+      return await r.digest();
     } catch (e) {
       if (!(e instanceof CommandError && (e.code === 126 || e.code === 127))) throw e;
       log.debug('no zstd in the container: decompressing on the host');
@@ -109,14 +113,22 @@ async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, si
       r.destroy();
     }
   }
-  const r = hashedRead(d.path, signal);
+  const r = readDump(d, signal);
   try {
     const dz = decompressed(ctx, sh, d, signal, r.stream);
-    await both(sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: dz.stream, signal, what: 'dd (staging the dump)', program: 'dd', role: 'stage' }), dz.done);
-    return r.digest();
+    await both(sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: dz.stream, signal, what: 'dd (staging the dump)', program: 'dd', role: 'stage' }), dz.done).catch(readersFault(r));
+    return await r.digest();
   } finally {
     r.destroy();
   }
+}
+
+/** A consumer's failure, unless the read that fed it failed first (a damaged remote copy ends its stream early: that is the reason). */
+function readersFault(r: { failed(): unknown }) {
+  return (e: unknown): never => {
+    const f = r.failed();
+    throw f && !(f instanceof InterruptedError && !(e instanceof InterruptedError)) ? f : e;
+  };
 }
 
 /**
@@ -131,8 +143,19 @@ export async function openWhile<T>(opening: Promise<OpenedDump>, other: Promise<
   throw withLeftovers(e, left, ref);
 }
 
-/** The archive, decompressed on the host, as a stream: read from its file, or from `input` (the file's bytes, e.g. as they are hashed). */
+/**
+ * The archive, decompressed on the host, as a stream: read from its file, or from `input` (the
+ * file's bytes, e.g. as they are hashed). A remote dump without `input` is read afresh and
+ * checked again: `done` rejects when its bytes are not those of its metadata.
+ */
 export function decompressed(ctx: Context, sh: TargetShell, src: DumpFile, signal?: AbortSignal, input?: Readable): { stream: Readable; done: Promise<unknown> } {
+  if (src.remote && !input) {
+    const r = readDump(src, signal);
+    const checked = r.digest().then(({ sha256, bytes }) => sealed(src, sha256, bytes, { target: sh.ref }));
+    if (!src.compressed) return { stream: r.stream, done: checked };
+    const z = ctx.runner.spawn(['zstd', '-dc', '-q'], { input: r.stream, signal, what: 'zstd -d', role: 'decompress', target: sh.ref });
+    return { stream: z.stdout, done: both(checked, z.done.catch(readersFault(r))) };
+  }
   if (!src.compressed) return { stream: input ?? createReadStream(src.path), done: Promise.resolve() };
   const z = ctx.runner.spawn(['zstd', '-dc', '-q', ...(input ? [] : [src.path])], { input, signal, what: 'zstd -d', role: 'decompress', target: sh.ref });
   return { stream: z.stdout, done: z.done };

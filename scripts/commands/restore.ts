@@ -15,7 +15,7 @@ function jobsOf(v: Values): number | undefined {
 export const restore: Verb = {
   name: 'restore',
   usage:
-    'restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup] [--into <database>] [--jobs N]\n' +
+    'restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup] [--into <database>] [--jobs N] [--from-offsite]\n' +
     '        restore <project> <env> (<id> | <path> | --latest) --table <schema.table> [--table …] [--schema <name>] [--as <schema>] [--into <database>] [--yes] [--dry-run]',
   summary: 'restore over the live database safely (safety backup, scratch copy checked, swap by renaming); --into: into a new database; --table/--schema: those tables, beside the live data in a new schema (--as)',
   options: {
@@ -25,6 +25,7 @@ export const restore: Verb = {
     'no-safety-backup': { type: 'boolean' },
     into: { type: 'string' },
     jobs: { type: 'string' },
+    'from-offsite': { type: 'boolean' },
     table: { type: 'string', multiple: true },
     schema: { type: 'string', multiple: true },
     as: { type: 'string' },
@@ -49,6 +50,7 @@ export const restore: Verb = {
       safetyBackup: !v['no-safety-backup'],
       into: v.into as string | undefined,
       jobs: jobsOf(v),
+      fromOffsite: !!v['from-offsite'],
     });
   },
 };

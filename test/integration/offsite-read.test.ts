@@ -1,7 +1,7 @@
 /**
  * The read side of offsite copies, against the project's own local RADOS Gateway
  * (scripts/sandbox/objectstore.ts, port 7494: its own) and real tenant containers: list --offsite
- * from the bucket alone.
+ * from the bucket alone, restore --from-offsite, a damaged copy refused, the identity checked.
  * Copies reach the bucket the real way: every backup of a target with offsite configured uploads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { offsiteStore } from '../../lib/offsite/bucket.js';
 import { Repository } from '../../lib/storage/repository.js';
 import { startObjectStore, type RunningObjectStore } from '../../scripts/sandbox/objectstore.js';
 import { sampleSql } from '../../scripts/sandbox/sample.js';
-import { TestFleet } from '../helpers.js';
+import { dataDigest, schemaDump, TestFleet } from '../helpers.js';
 
 const PORT = 7494;
 const BUCKET = 'pgfleet-read';
@@ -24,6 +24,11 @@ let gw: RunningObjectStore;
 let fleet: TestFleet;
 let identity: string;
 let recipient: string;
+
+const databases = async () => (await fleet.sql('acme', 'postgres', 'SELECT datname FROM pg_database ORDER BY 1')).split('\n').filter(Boolean);
+/** Staged copies of dumps left in the tenant's /tmp. */
+const stagedLeft = async () => (await fleet.runner.run(['podman', 'exec', fleet.container('acme'), 'ls', '/tmp'])).stdout.split('\n').filter((f) => f.startsWith('pgfleet-restore-'));
+const bucketOf = () => offsiteStore(findTarget(fleet.context().ctx.config, 'acme', 'production'), {}, gw.env());
 
 const env = () => ({ ...gw.env(), PGFLEET_AGE_IDENTITY_FILE: identity });
 
@@ -87,3 +92,78 @@ describe('list --offsite', () => {
   });
 });
 
+describe('restore --from-offsite', () => {
+  it('--into: the copy streamed from the bucket, decrypted and checked, is the database as it was backed up', async () => {
+    const c = fleet.container('acme');
+    const { ctx } = fleet.context({ env: env() });
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const [schema, digest] = [await schemaDump(fleet.runner, c, 'acme_production'), await dataDigest(fleet.sandbox, c, 'acme_production')];
+    await fleet.sql('acme', 'acme_production', 'CREATE TABLE after_backup (x int); INSERT INTO after_backup VALUES (1); ALTER TABLE after_backup OWNER TO acme');
+    const r = await fleet.cli(['restore', 'acme', 'production', b.meta.id, '--from-offsite', '--into', 'acme_from_bucket', '--yes'], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`s3://${BUCKET}/base/acme/production/database/${b.meta.id}.dump.zst.age`);
+    expect(await schemaDump(fleet.runner, c, 'acme_from_bucket')).toBe(schema);
+    expect(await dataDigest(fleet.sandbox, c, 'acme_from_bucket')).toEqual(digest);
+    expect(await stagedLeft()).toEqual([]);
+    await fleet.sql('acme', 'postgres', 'DROP DATABASE acme_from_bucket');
+    await fleet.sql('acme', 'acme_production', 'DROP TABLE after_backup');
+  });
+
+  it('over the live database: the safe restore, from the bucket', async () => {
+    const c = fleet.container('acme');
+    const { ctx } = fleet.context({ env: env() });
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const digest = await dataDigest(fleet.sandbox, c, 'acme_production');
+    await fleet.sql('acme', 'acme_production', 'CREATE TABLE after_backup (x int); ALTER TABLE after_backup OWNER TO acme');
+    const r = await fleet.cli(['restore', 'acme', 'production', b.meta.id, '--from-offsite', '--yes'], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await dataDigest(fleet.sandbox, c, 'acme_production')).toEqual(digest);
+    const kept = (await databases()).filter((d) => d.startsWith('acme_production__before_'));
+    expect(kept.length).toBeGreaterThan(0);
+    for (const d of kept) await fleet.sql('acme', 'postgres', `DROP DATABASE "${d}"`);
+  });
+
+  it('a missing or wrong identity is a clear error before anything is touched', async () => {
+    const { ctx } = fleet.context({ env: env() });
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const before = await databases();
+    const { PGFLEET_AGE_IDENTITY_FILE: _i, ...noIdentity } = env();
+    const missing = await fleet.cli(['restore', 'acme', 'production', b.meta.id, '--from-offsite', '--into', 'acme_never', '--yes'], { env: { ...noIdentity, PGFLEET_AGE_IDENTITY_FILE: '' } });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('PGFLEET_AGE_IDENTITY_FILE is not set');
+    const other = path.join(fleet.dir, 'other-identity.txt');
+    await fleet.runner.run(['age-keygen', '-o', other]);
+    const wrong = await fleet.cli(['restore', 'acme', 'production', b.meta.id, '--from-offsite', '--into', 'acme_never', '--yes'], { env: { ...env(), PGFLEET_AGE_IDENTITY_FILE: other } });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(`it is not one backup ${b.meta.id} was encrypted to`);
+    expect(wrong.stderr).not.toContain('AGE-SECRET-KEY');
+    const gone = await fleet.cli(['restore', 'acme', 'production', b.meta.id, '--from-offsite', '--into', 'acme_never', '--yes'], { env: { ...env(), PGFLEET_AGE_IDENTITY_FILE: path.join(fleet.dir, 'nope.txt') } });
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toContain('not a readable age identity file');
+    expect(await databases()).toEqual(before);
+    expect(await stagedLeft()).toEqual([]);
+  });
+
+  it('a flipped byte in the bucket: refused (exit 4) before anything is touched, dry run included', async () => {
+    const { ctx } = fleet.context({ env: env() });
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const bucket = bucketOf();
+    const key = `acme/production/database/${b.meta.id}.dump.zst.age`;
+    const good = await bucket.read(key);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)] ^= 0x01;
+    await bucket.save(key, bad);
+    try {
+      const before = await databases();
+      for (const extra of [['--into', 'acme_never'], ['--dry-run'], []]) {
+        const r = await fleet.cli(['restore', 'acme', 'production', b.meta.id, '--from-offsite', '--yes', ...extra], { env: env() });
+        expect(r.code, r.stderr).toBe(4);
+        expect(r.stderr).toContain('the copy in the bucket is damaged; refusing to use it');
+      }
+      expect(await databases()).toEqual(before);
+      expect(await stagedLeft()).toEqual([]);
+    } finally {
+      await bucket.save(key, good);
+    }
+  });
+});
