@@ -6,12 +6,15 @@ import { z } from 'zod';
 import { ProjectsFile } from '../config/schema.js';
 import { BackupMetadata } from './metadata.js';
 import { DeploymentManifest } from './manifest.js';
+import { BaseBackupMetadata, WalRecord } from './pitr.js';
 
 /** name → zod schema; each becomes schemas/<name>.schema.json. Later formats register theirs here. */
 export const SCHEMAS: Record<string, z.ZodType> = {
   projects: ProjectsFile,
   'backup-metadata': BackupMetadata,
   'deployment-manifest': DeploymentManifest,
+  'wal-record': WalRecord,
+  'base-backup-metadata': BaseBackupMetadata,
 };
 
 export function generateSchema(name: string): object {

@@ -40,6 +40,8 @@ export interface TenantSpec {
   hostSocket?: boolean;
   /** Extra postgres -c settings. */
   settings?: Record<string, string>;
+  /** Extra bind mounts, host directory → path in the container (a WAL landing directory). */
+  mounts?: Record<string, string>;
 }
 
 export interface Tenant extends TenantSpec {
@@ -96,6 +98,7 @@ export class Sandbox {
       await this.runner.run(['chown', 'postgres:postgres', socketDir]);
       volumes.push('-v', `${socketDir}:/var/run/postgresql`);
     }
+    for (const [host, inside] of Object.entries(spec.mounts ?? {})) volumes.push('-v', `${host}:${inside}`);
     const settings = Object.entries({ listen_addresses: '', fsync: 'off', ...spec.settings }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
     await this.runner.run(['podman', 'rm', '-f', '-t', '0', spec.name], {}).catch(() => undefined);
     await this.runner.run(

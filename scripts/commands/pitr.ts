@@ -1,0 +1,25 @@
+// The point-in-time recovery verbs: pitr check, pitr archive, basebackup.
+import { runPitrArchive } from '../../lib/commands/pitr-archive.js';
+import { runPitrCheck } from '../../lib/commands/pitr-check.js';
+import { parseDuration } from '../../lib/config/load.js';
+import type { Verb } from './types.js';
+
+export const pitrCheck: Verb = {
+  name: 'pitr check',
+  usage: 'pitr check <project> <env> [--wait 60s]',
+  summary: "the archiving of the cluster the target lives in: settings, archiver failures, the landing directory's mount; forces a segment switch and waits (bounded) for it to land; prints the settings and mount to add; exit 1 when unhealthy",
+  options: { wait: { type: 'string' } },
+  positionals: [2, 2],
+  run: async (ctx, v, [project, environment]) => {
+    await runPitrCheck(ctx, { project, environment, waitMs: v.wait ? parseDuration(v.wait as string) : undefined });
+  },
+};
+
+export const pitrArchive: Verb = {
+  name: 'pitr archive',
+  usage: 'pitr archive [<project> <env>]',
+  summary: 'take the WAL each PITR cluster landed (or that target\'s) into the repository: compressed, a sha256 each; exit 1 on a gap or a conflicting duplicate',
+  options: {},
+  positionals: [0, 2],
+  run: async (ctx, _v, [project, environment]) => (await runPitrArchive(ctx, { project, environment })).exitCode,
+};

@@ -1,0 +1,141 @@
+// Point-in-time recovery on a real cluster that archives WAL: pitr check (a misconfigured cluster
+// and a good one), WAL intake (sha256, gaps, conflicting duplicates), base backups that start.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { WalRecord } from '../../lib/formats/pitr.js';
+import { ClusterArchive } from '../../lib/pitr/archive.js';
+import { takeInWal, WalConflictError, WalGapError } from '../../lib/pitr/intake.js';
+import { safeArchiveCommand } from '../../lib/pitr/settings.js';
+import { LocalStore } from '../../lib/storage/local.js';
+import { TestFleet, type ProjectSpec } from '../helpers.js';
+
+const SEG = /^[0-9A-F]{24}$/;
+
+describe('point-in-time recovery (real PostgreSQL 15 archiving WAL)', () => {
+  let fleet: TestFleet;
+  let good = '';
+  let bad = '';
+  let landing = '';
+  const badLanding = () => path.join(fleet.dir, 'wal-bad');
+
+  /** Make a landing directory the container's postgres user writes into. */
+  async function landingDir(p: string): Promise<string> {
+    mkdirSync(p, { recursive: true });
+    chmodSync(p, 0o700);
+    await fleet.runner.run(['chown', 'postgres:postgres', p]);
+    return p;
+  }
+
+  beforeAll(async () => {
+    fleet = new TestFleet();
+    good = `${fleet.prefix}-pg`;
+    bad = `${fleet.prefix}-bad`;
+    landing = await landingDir(path.join(fleet.dir, 'wal'));
+    await Promise.all([
+      fleet.sandbox.startTenant({
+        name: good,
+        databases: ['acme_production', 'beta_production'],
+        mounts: { [landing]: '/wal-archive' },
+        settings: { wal_level: 'replica', archive_mode: 'on', archive_timeout: '60', archive_command: safeArchiveCommand() },
+      }),
+      fleet.sandbox.startTenant({ name: bad, databases: ['gamma_production'], settings: { archive_mode: 'on', archive_command: 'test ! -f /wal-archive/%f && cp %p /wal-archive/%f' } }),
+    ]);
+    const pitr = (dir: string) => ({ pitr: { enabled: true, archive_dir: dir, max_wal_age: '5m' } });
+    const projects: [ProjectSpec, string][] = [
+      [{ project: 'acme', databases: { production: 'acme_production' }, database: pitr(landing) }, good],
+      [{ project: 'beta', databases: { production: 'beta_production' }, database: pitr(landing) }, good],
+      [{ project: 'gamma', databases: { production: 'gamma_production' }, database: pitr(await landingDir(badLanding())) }, bad],
+    ];
+    for (const [p, c] of projects) fleet.containerOf.set(p.project, c);
+    fleet.projects = projects.map(([p]) => p);
+    fleet.writeConfig();
+    await fleet.sql('acme', 'acme_production', 'CREATE TABLE orders (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp()); INSERT INTO orders (id) SELECT generate_series(1, 1000)');
+  }, 120_000);
+
+  afterAll(async () => {
+    await fleet?.cleanup();
+  });
+
+  const archive = () => new ClusterArchive(new LocalStore(fleet.backupRoot), good);
+  const records = async () => (await archive().walRecords()).items;
+
+  /** Write, force a switch, and wait until the segment it closed is in `dir`: returns its name. */
+  async function landOne(dir = landing): Promise<string> {
+    await fleet.sql('acme', 'acme_production', `INSERT INTO orders (id) SELECT coalesce(max(id), 0) + 1 FROM orders`);
+    const seg = (await fleet.sql('acme', 'postgres', 'select pg_walfile_name(pg_switch_wal())')).trim();
+    for (let i = 0; i < 150 && !existsSync(path.join(dir, seg)); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(path.join(dir, seg)), `${seg} landed`).toBe(true);
+    return seg;
+  }
+
+  it('pitr check fails a misconfigured cluster and prints the exact settings and mount to add', async () => {
+    const r = await fleet.cli(['pitr', 'check', 'gamma', 'production', '--wait', '5s']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).toContain('archive_timeout is 0s');
+    expect(r.stdout).toContain('copies straight to the final name, so a half-copied segment can look whole');
+    expect(r.stdout).toContain('  archive_timeout = 60\n');
+    expect(r.stdout).toContain(`  archive_command = '${safeArchiveCommand()}'\n`);
+    expect(r.stdout).toContain(`  -v ${badLanding()}:/wal-archive\n`);
+    expect(r.stdout).toContain('/wal-archive is not mounted from the host');
+    expect(r.stderr).toMatch(/WAL archiving is not healthy \(\d problem\(s\)/);
+    expect(readdirSync(badLanding())).toEqual([]);
+  }, 60_000);
+
+  it('pitr check passes a good cluster: the forced segment lands and is taken in, a sha256 each, the landing directory emptied', async () => {
+    const r = await fleet.cli(['pitr', 'check', 'acme', 'production']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`cluster ${good} (acme/production, beta/production)`);
+    expect(r.stdout).toMatch(/ok: forced a segment switch; [0-9A-F]{24} landed after/);
+    expect(r.stdout).toContain(`healthy: ${good} archives its WAL into ${landing}`);
+    const forced = /forced a segment switch; ([0-9A-F]{24})/.exec(r.stdout)![1];
+    expect(readdirSync(landing).filter((n) => SEG.test(n))).toEqual([]);
+    const recs = await records();
+    const rec = recs.find((x) => x.name === forced)!;
+    expect(WalRecord.parse(rec)).toMatchObject({ kind: 'segment', timeline: 1, size_bytes: 16 << 20, stored: { file: `${forced}.zst`, compression: 'zstd' } });
+    // The stored object is the segment, compressed: its own sha256 and, decompressed, the segment's.
+    const file = path.join(fleet.backupRoot, '_clusters', good, 'wal', `${forced}.zst`);
+    expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(rec.stored.sha256);
+    const raw = await fleet.runner.run(['sh', '-c', 'zstd -dc -- "$1" | sha256sum', 'sh', file]);
+    expect(raw.stdout.split(' ')[0]).toBe(rec.sha256);
+    expect(rec.stored.size_bytes).toBeLessThan(rec.size_bytes);
+  }, 120_000);
+
+  it('intake: a gap between the first and last segment and a duplicate with other bytes are errors; an identical repeat is removed', async () => {
+    const [a, b, c] = [await landOne(), await landOne(), await landOne()];
+    const deps = { runner: fleet.runner, clock: () => new Date() };
+    // A gap: the first and the third only.
+    const gapLanding = path.join(fleet.dir, 'gap');
+    mkdirSync(gapLanding);
+    for (const n of [a, c]) copyFileSync(path.join(landing, n), path.join(gapLanding, n));
+    writeFileSync(path.join(gapLanding, `${b}.part`), 'half a segment');
+    const gapStore = new ClusterArchive(new LocalStore(path.join(fleet.dir, 'gap-store')), good);
+    const gap = await takeInWal(deps, gapStore, gapLanding).catch((e) => e);
+    expect(gap).toBeInstanceOf(WalGapError);
+    expect(gap.message).toContain(`${b} missing`);
+    expect(gap.missing).toEqual([b]);
+    expect(readdirSync(gapLanding)).toEqual([`${b}.part`]); // both whole ones taken in (safe), the .part untouched
+    expect((await gapStore.walRecords()).items.map((x) => x.name)).toEqual([a, c]);
+    // A conflicting duplicate: the same name, one byte changed: an error, the file left where it is.
+    const dupLanding = path.join(fleet.dir, 'dup');
+    mkdirSync(dupLanding);
+    const bytes = readFileSync(path.join(landing, a));
+    bytes[100] ^= 0xff;
+    writeFileSync(path.join(dupLanding, a), bytes);
+    const dup = await takeInWal(deps, gapStore, dupLanding).catch((e) => e);
+    expect(dup).toBeInstanceOf(WalConflictError);
+    expect(dup.message).toMatch(new RegExp(`WAL ${a} is already in the archive with sha256 [0-9a-f]{64}, and the landing directory holds one with sha256 [0-9a-f]{64}`));
+    expect(readdirSync(dupLanding)).toEqual([a]);
+    // An identical repeat (the archiver retrying after a crash) is removed, taken in once.
+    copyFileSync(path.join(landing, a), path.join(dupLanding, a));
+    const again = await takeInWal(deps, gapStore, dupLanding).catch((e) => e);
+    expect(again).toBeInstanceOf(WalGapError); // still the gap, but the repeat went
+    expect(readdirSync(dupLanding)).toEqual([]);
+    // The real archive takes the three in order through the CLI.
+    const r = await fleet.cli(['pitr', 'archive']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${good}: 3 WAL file(s) taken in; newest segment ${c}`);
+    expect((await records()).map((x) => x.name)).toEqual(expect.arrayContaining([a, b, c]));
+  }, 120_000);
+});
