@@ -81,7 +81,7 @@ export interface PlatformSettings {
   concurrency: number;
   maxBackupAgeMs: number;
   verifyContainer?: string;
-  notify: { webhookUrlEnv?: string; on: ('failure' | 'success')[] };
+  notify: { webhookUrlEnv?: string; on: ('failure' | 'success')[]; pingUrlEnv?: string };
   metricsTextfile?: string;
   /** platform.offsite alone (a project may override or opt out: see Target.offsite). */
   offsite?: OffsiteSettings;
@@ -283,7 +283,7 @@ function resolvePlatform(p: PlatformConfig | undefined, env: NodeJS.ProcessEnv, 
     concurrency: p?.concurrency ?? DEFAULTS.concurrency,
     maxBackupAgeMs,
     verifyContainer: p?.verify?.container,
-    notify: { webhookUrlEnv: p?.notify?.webhook_url_env, on: p?.notify?.on ?? ['failure'] },
+    notify: { webhookUrlEnv: p?.notify?.webhook_url_env, on: p?.notify?.on ?? ['failure'], pingUrlEnv: p?.notify?.ping_url_env },
     metricsTextfile: p?.metrics?.textfile ? path.resolve(dir, p.metrics.textfile) : undefined,
     offsite: resolveOffsite(p?.offsite, undefined, tiers, maxBackupAgeMs),
     encryption: p?.encryption ? { ageRecipients: p.encryption.age_recipients } : undefined,

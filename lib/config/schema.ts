@@ -74,6 +74,8 @@ export const Platform = z.strictObject({
   notify: z
     .strictObject({
       webhook_url_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { message: 'expected an environment variable name' }).optional(),
+      /** The env var holding a healthchecks.io-style ping URL (lib/fleet/notify.ts ping). */
+      ping_url_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { message: 'expected an environment variable name' }).optional(),
       on: z.array(z.enum(['failure', 'success'])).optional(),
     })
     .optional(),

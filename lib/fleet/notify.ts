@@ -1,5 +1,6 @@
 /**
- * Webhook notifications after a fleet run (scheduled-backup, verify-backups).
+ * Webhook notifications after a fleet run (scheduled-backup, verify-backups), and monitoring
+ * pings around every fleet command (ping, withPings: healthchecks.io's start/success/fail).
  *
  * Promises: sends only when `platform.notify` asks for this outcome (`on: [failure]` by default,
  * `success` too when listed); the URL is read from the env var `webhook_url_env` names and never
@@ -54,36 +55,99 @@ export async function notify(ctx: NotifyContext, event: NotifyEvent, o: NotifyOp
     }
     const secrets = [...ctx.secrets.all()];
     const body = JSON.stringify(notificationBody({ ...event, summary: redact(event.summary, secrets), results: redactDeep(event.results, secrets) as unknown[] }, ctx.clock()));
-    const attempts = Math.max(1, o.attempts ?? 3);
-    let wait = o.backoffMs ?? 500;
-    for (let attempt = 1; ; attempt++) {
-      let problem: string;
-      let retry = true;
-      try {
-        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(o.timeoutMs ?? 5000) });
-        await res.arrayBuffer().catch(() => undefined);
-        if (res.ok) {
-          log.info({ attempt, status: res.status }, 'notification delivered');
-          return true;
-        }
-        problem = `HTTP ${res.status}`;
-        retry = res.status >= 500 || res.status === 429;
-      } catch (e) {
-        const cause = (e as { cause?: { message?: string } }).cause?.message;
-        problem = cause ? `${(e as Error).message}: ${cause}` : String((e as Error)?.message ?? e);
-      }
-      problem = redact(problem, secrets);
-      if (!retry || attempt >= attempts) {
-        log.error({ attempts: attempt, error: problem }, 'notification could not be delivered');
-        return false;
-      }
-      log.warn({ attempt, error: problem }, `notification failed; retrying in ${wait} ms`);
-      await new Promise((r) => setTimeout(r, wait));
-      wait *= 2;
-    }
+    return await deliver(url, { 'content-type': 'application/json' }, body, o, log, secrets, 'notification');
   } catch (e) {
     log.error({ error: redact(String((e as Error)?.message ?? e), [...ctx.secrets.all()]) }, 'notification could not be delivered');
     return false;
+  }
+}
+
+/**
+ * POST `body` to `url`, retried with backoff a bounded number of times (server errors, 429,
+ * network errors and timeouts; other 4xx are final). Resolves true when delivered; never throws;
+ * logs as `what`, never the URL (every message redacted with `secrets`).
+ */
+async function deliver(url: string, headers: Record<string, string>, body: string, o: NotifyOptions, log: NotifyContext['logger'], secrets: readonly string[], what: string): Promise<boolean> {
+  const attempts = Math.max(1, o.attempts ?? 3);
+  let wait = o.backoffMs ?? 500;
+  for (let attempt = 1; ; attempt++) {
+    let problem: string;
+    let retry = true;
+    try {
+      const res = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(o.timeoutMs ?? 5000) });
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.ok) {
+        log.info({ attempt, status: res.status }, `${what} delivered`);
+        return true;
+      }
+      problem = `HTTP ${res.status}`;
+      retry = res.status >= 500 || res.status === 429;
+    } catch (e) {
+      const cause = (e as { cause?: { message?: string } }).cause?.message;
+      problem = cause ? `${(e as Error).message}: ${cause}` : String((e as Error)?.message ?? e);
+    }
+    problem = redact(problem, secrets);
+    if (!retry || attempt >= attempts) {
+      log.error({ attempts: attempt, error: problem }, `${what} could not be delivered`);
+      return false;
+    }
+    log.warn({ attempt, error: problem }, `${what} failed; retrying in ${wait} ms`);
+    await new Promise((r) => setTimeout(r, wait));
+    wait *= 2;
+  }
+}
+
+/** How a fleet command ends, for its ping: `start` when it begins, then `success` or `fail`. */
+export type PingPhase = 'start' | 'success' | 'fail';
+
+/**
+ * One monitoring ping (healthchecks.io convention) to the URL in the env var
+ * `platform.notify.ping_url_env` names: `<url>/start`, `<url>` (success), `<url>/fail`, each a POST
+ * whose body is `text` (a line for the check's log). Same promises as notify(): bounded (by default
+ * 2 attempts of 3 s each, 0.5 s apart: under 7 s), never throws, the URL never logged. Resolves
+ * true when delivered; false when unset or undelivered.
+ */
+export async function ping(ctx: NotifyContext, phase: PingPhase, text: string, o: NotifyOptions = {}): Promise<boolean> {
+  const log = ctx.logger.child({ ping: phase });
+  try {
+    const name = ctx.config.platform.notify.pingUrlEnv;
+    const base = name ? ctx.env[name] : undefined;
+    if (!name) return false;
+    if (!base) {
+      log.warn(`ping not sent: platform.notify.ping_url_env names ${name}, which is not set`);
+      return false;
+    }
+    const url = phase === 'success' ? base : `${base.replace(/\/+$/, '')}/${phase}`;
+    const secrets = [...ctx.secrets.all()];
+    return await deliver(url, { 'content-type': 'text/plain; charset=utf-8' }, redact(text, secrets), { attempts: 2, timeoutMs: 3000, ...o }, log, secrets, 'ping');
+  } catch (e) {
+    log.error({ error: redact(String((e as Error)?.message ?? e), [...ctx.secrets.all()]) }, 'ping could not be delivered');
+    return false;
+  }
+}
+
+/**
+ * Run a fleet command between its pings: `start` sent as it begins (not waited on, so a slow
+ * endpoint never delays the work), then `success` when it returns exit 0 (or nothing), else
+ * `fail` (a non-zero exit, or a throw, which is rethrown as it was). The end ping waits for the
+ * start ping, so they arrive in order. No-op without ping_url_env, or with `skip` (a dry run is not
+ * the job it stands for). Never changes the outcome.
+ */
+export async function withPings<T extends number | void>(ctx: NotifyContext, command: string, run: () => Promise<T>, o: NotifyOptions & { skip?: boolean } = {}): Promise<T> {
+  if (!ctx.config.platform.notify.pingUrlEnv || o.skip) return run();
+  const started = ping(ctx, 'start', `pgfleet ${command} started on ${os.hostname()}`, o);
+  let code: number;
+  try {
+    const r = await run();
+    code = typeof r === 'number' ? r : 0;
+    await started;
+    await ping(ctx, code === 0 ? 'success' : 'fail', `pgfleet ${command} on ${os.hostname()}: exit ${code}`, o);
+    return r;
+  } catch (e) {
+    await started;
+    const exit = (e as { exitCode?: number }).exitCode ?? 1;
+    await ping(ctx, 'fail', `pgfleet ${command} on ${os.hostname()}: exit ${exit}: ${String((e as Error)?.message ?? e).slice(0, 2000)}`, o);
+    throw e;
   }
 }
 

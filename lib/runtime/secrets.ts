@@ -4,8 +4,8 @@
  * notifications that report on the run.
  *
  * A target's set: its credentials in every form they take (lib/core/redact.ts credentialSecrets)
- * and the platform's own secrets (the webhook URL, which every child sees in pgfleet's
- * environment). Reading a target's env file can throw ConfigError, as loadCredentials does.
+ * and the platform's own secrets (the webhook URL and the ping URL, which every child sees in
+ * pgfleet's environment). Reading a target's env file can throw ConfigError, as loadCredentials does.
  */
 import { loadCredentials, type LoadedConfig, type Target } from '../config/load.js';
 import { credentialSecrets, webhookSecrets } from '../core/redact.js';
@@ -18,8 +18,8 @@ export class Secrets {
     config: Pick<LoadedConfig, 'platform'>,
     private readonly env: NodeJS.ProcessEnv,
   ) {
-    const hook = config.platform.notify.webhookUrlEnv;
-    this.platform = hook ? webhookSecrets(env[hook]) : [];
+    const { webhookUrlEnv, pingUrlEnv } = config.platform.notify;
+    this.platform = [...(webhookUrlEnv ? webhookSecrets(env[webhookUrlEnv]) : []), ...(pingUrlEnv ? webhookSecrets(env[pingUrlEnv]) : [])];
   }
 
   /** This target's set; its env file is read the first time only. */

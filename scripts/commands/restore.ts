@@ -3,6 +3,7 @@ import { runRestore } from '../../lib/commands/restore.js';
 import { runRestoreTables } from '../../lib/commands/restore-tables.js';
 import { runVerifyBackups } from '../../lib/commands/verify-backups.js';
 import { UsageError } from '../../lib/core/errors.js';
+import { withPings } from '../../lib/fleet/notify.js';
 import type { Verb, Values } from './types.js';
 
 function jobsOf(v: Values): number | undefined {
@@ -61,8 +62,8 @@ export const verifyBackups: Verb = {
   summary: 'restore backups into a scratch database, compare with what was recorded, drop it, record the result; --checksums: re-hash every stored dump against its metadata instead; exit 4 when one fails',
   options: { all: { type: 'boolean' }, backup: { type: 'string' }, 'dry-run': { type: 'boolean' }, jobs: { type: 'string' }, 'allow-empty': { type: 'boolean' }, checksums: { type: 'boolean' } },
   positionals: [0, 2],
-  run: async (ctx, v, [project, environment]) => {
+  run: (ctx, v, [project, environment]) => withPings(ctx, 'verify-backups', async () => {
     const r = await runVerifyBackups(ctx, { project, environment, all: !!v.all, backup: v.backup as string | undefined, dryRun: !!v['dry-run'], jobs: jobsOf(v), allowEmpty: !!v['allow-empty'], checksums: !!v.checksums });
     return r.exitCode;
-  },
+  }, { skip: !!v['dry-run'] }),
 };
