@@ -15,6 +15,8 @@
  * (scheduled-backup). The offsite copy (lib/offsite/copy.ts) never fails the cycle: a failed
  * upload leaves the backup complete and 'offsite pending' (a warning; `offsite sync` catches up);
  * only an interruption throws (exit 130, the multipart upload aborted, the backup kept, pending).
+ * After a confirmed copy, offsite retention runs too, best effort: its failure is a warning (the
+ * backup and its copy are fine; `prune` applies it again and fails loudly).
  * Lock released however it ends.
  */
 import type { Target } from '../config/load.js';
@@ -22,6 +24,7 @@ import { EXIT, PgfleetError } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
 import { pruneTarget } from '../fleet/prune.js';
 import { copyOffsite, type CopyOutcome } from '../offsite/copy.js';
+import { pruneOffsite } from '../offsite/prune.js';
 import type { Context } from '../runtime/context.js';
 import { withLock } from '../storage/lock.js';
 import type { StoredBackup } from '../storage/repository.js';
@@ -74,6 +77,7 @@ export async function backupCycle<T = undefined>(ctx: Context, target: Target, o
     const backup = offsite ? { ...taken, meta: { ...taken.meta, offsite: offsite.state } } : taken;
     try {
       const removed = (await pruneTarget(ctx, target)).remove.map((r) => r.id);
+      if (offsite?.state.status === 'uploaded') await offsiteRetention(ctx, target);
       return { backup, recorded, offsite, removed };
     } catch (e) {
       const retentionError = new RetentionError(target, backup, e);
@@ -81,4 +85,13 @@ export async function backupCycle<T = undefined>(ctx: Context, target: Target, o
       return { backup, recorded, offsite, removed: [], retentionError };
     }
   });
+}
+
+/** Offsite retention after a backup (lib/offsite/prune.ts); never fails the cycle. */
+async function offsiteRetention(ctx: Context, target: Target): Promise<void> {
+  try {
+    await pruneOffsite(ctx, target);
+  } catch (e) {
+    targetLogger(ctx.logger, target).warn({ err: (e as Error)?.message ?? String(e) }, 'offsite retention after the backup failed; prune applies it again');
+  }
 }

@@ -7,6 +7,9 @@
  * Promises: those of lib/fleet/prune.ts (only complete backups counted or deleted, the newest and
  * the newest verified never, metadata removed first). A dry run takes no lock and writes nothing: it lists what would go and which rule
  * keeps each backup that stays. A busy target is skipped and reported, the others go on.
+ * A target with offsite configured: then offsite retention on its bucket, under the same lock
+ * (lib/offsite/prune.ts: its own tiers; a copy under object lock kept with the reason); a failure
+ * there fails the target (exit 1), what local retention did stays done.
  */
 import path from 'node:path';
 import { selectTargets } from '../config/load.js';
@@ -17,6 +20,7 @@ import { targetLogger } from '../core/log.js';
 import { writeMetrics } from '../fleet/metrics.js';
 import { pruneTarget, removeDamaged, type TargetPrune } from '../fleet/prune.js';
 import { findTarget } from '../config/load.js';
+import { pruneOffsite, type OffsitePrune } from '../offsite/prune.js';
 
 export interface PruneResult {
   targets: (TargetPrune | { project: string; environment: string; error: string; busy: boolean })[];
@@ -31,9 +35,12 @@ export async function runPrune(ctx: Context, o: { project?: string; environment?
     const name = `${t.project}/${t.environment}`;
     try {
       // A dry run: the same planning on a repository that refuses writes, and no lock (it creates nothing).
-      const r = o.dryRun ? await pruneTarget(dryRunContext(ctx), t) : await withLock(ctx.repo.lockDir(t.project, t.environment), t, 'prune', () => pruneTarget(ctx, t));
+      const both = async (c: Context) => ({ r: await pruneTarget(c, t), offsite: t.offsite ? await pruneOffsite(c, t).catch((e: unknown) => e as Error) : null });
+      const { r, offsite } = o.dryRun ? await both(dryRunContext(ctx)) : await withLock(ctx.repo.lockDir(t.project, t.environment), t, 'prune', () => both(ctx));
       results.push(r);
       printPrune(ctx, r);
+      if (offsite instanceof Error) throw new Error(`offsite retention: ${offsite.message}`);
+      if (offsite) printOffsite(ctx, offsite);
     } catch (e) {
       const busy = e instanceof LockBusyError;
       results.push({ project: t.project, environment: t.environment, error: (e as Error).message, busy });
@@ -56,6 +63,15 @@ async function runRemoveDamaged(ctx: Context, project: string | undefined, envir
   ctx.out(`${project}/${environment}: ${what} damaged backup ${id} (${d.problem})${dryRun ? ' (dry run)' : ''}`);
   if (!dryRun) await writeMetrics(ctx);
   return { targets: [], exitCode: EXIT.OK };
+}
+
+/** The offsite lines under a target's: what went, and what a lock kept (always shown: a lock is news). */
+function printOffsite(ctx: Context, r: OffsitePrune): void {
+  const verb = r.dryRun ? 'would remove' : 'removed';
+  ctx.out(`  offsite ${r.location}: ${verb} ${r.remove.length}, ${r.dryRun ? 'would keep' : 'kept'} ${r.keep.length + r.locked.length}${r.locked.length ? ` (${r.locked.length} under lock)` : ''}`);
+  for (const x of r.remove) ctx.out(`    ${r.dryRun ? 'remove' : 'removed'}  ${x.id}  ${x.reason}`);
+  for (const x of r.locked) ctx.out(`    keep    ${x.id}  ${x.reason}`);
+  if (r.dryRun) for (const k of r.keep) ctx.out(`    keep    ${k.id}  ${k.reasons.join('; ')}`);
 }
 
 function printPrune(ctx: Context, r: TargetPrune): void {

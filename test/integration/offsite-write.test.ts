@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CreateBucketCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { runBackup } from '../../lib/commands/backup.js';
 import { findTarget } from '../../lib/config/load.js';
 import { offsiteStore } from '../../lib/offsite/bucket.js';
@@ -274,4 +274,51 @@ describe('status and metrics', () => {
       offsiteConfig();
     }
   });
+});
+
+describe('offsite retention in prune, with object lock', () => {
+  it('its own tiers; a copy whose lock has expired (or had none) is removed, one under lock is kept with the reason; every object written carries the lock', async () => {
+    const LOCKED = 'pgfleet-write-locked';
+    await bucket.client.send(new CreateBucketCommand({ Bucket: LOCKED, ObjectLockEnabledForBucket: true }));
+    const tiers = { url: `s3://${LOCKED}/base`, keep_daily: 1, keep_weekly: 0, keep_monthly: 0 };
+    const backupAt = async (now: string) => {
+      const { ctx } = fleet.context({ env: gw.env(), now });
+      return runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    };
+    try {
+      offsiteConfig(tiers);
+      const a = await backupAt('2025-01-01T02:00:00Z'); // no lock
+      offsiteConfig({ ...tiers, object_lock: { mode: 'GOVERNANCE', days: 1 } });
+      const locked = offsiteStore(findTarget(fleet.context().ctx.config, 'acme', 'production'), {}, gw.env());
+      const copies = new Repository(locked);
+      const b = await backupAt('2025-01-02T02:00:00Z');
+      expect(a.meta.offsite?.status).toBe('uploaded');
+      const c = await backupAt('2025-01-03T02:00:00Z');
+      // The cycles' offsite retention (at PGFLEET_NOW, so all within retention_days) kept them all.
+      expect((await copies.list('acme', 'production')).map((x) => x.meta.id)).toEqual([c.meta.id, b.meta.id, a.meta.id]);
+      for (const key of [`acme/production/database/${c.meta.id}.dump.zst.age`, `acme/production/database/${c.meta.id}.dump.zst.age.json`]) {
+        const h = await locked.client.send(new HeadObjectCommand({ Bucket: LOCKED, Key: `base/${key}` }));
+        expect(h.ObjectLockMode, key).toBe('GOVERNANCE');
+        expect(h.ObjectLockRetainUntilDate!.getTime()).toBeGreaterThan(Date.now() + 23 * 3600_000);
+      }
+
+      const dry = await runCli(fleet, ['prune', 'acme', 'production', '--dry-run'], { env: gw.env() });
+      expect(dry.code, dry.stderr).toBe(0);
+      // Now (past retention_days): keep_daily 1 keeps c; a (no lock) goes; b (locked) stays.
+      expect(dry.stdout).toContain(`  offsite s3://${LOCKED}/base: would remove 1, would keep 2 (1 under lock)`);
+      expect(dry.stdout).toMatch(new RegExp(`    remove  ${a.meta.id}  `));
+      expect((await copies.list('acme', 'production')).map((x) => x.meta.id)).toEqual([c.meta.id, b.meta.id, a.meta.id]);
+      expect(dry.stdout).toMatch(new RegExp(`    keep    ${b.meta.id}  .*but kept: under object lock GOVERNANCE until \\d{4}-`));
+      const r = await runCli(fleet, ['prune', 'acme', 'production'], { env: gw.env() });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toContain(`  offsite s3://${LOCKED}/base: removed 1, kept 2 (1 under lock)`);
+      expect(r.stdout).toMatch(new RegExp(`    removed  ${a.meta.id}  `));
+      expect(r.stdout).toMatch(new RegExp(`    keep    ${b.meta.id}  .*but kept: under object lock GOVERNANCE until`));
+      expect((await copies.list('acme', 'production')).map((x) => x.meta.id)).toEqual([c.meta.id, b.meta.id]);
+      // The lock is the bucket's, not pgfleet's politeness: a delete is refused.
+      await expect(locked.remove(`acme/production/database/${b.meta.id}.dump.zst.age.json`)).rejects.toThrow(/access denied|AccessDenied/i);
+    } finally {
+      offsiteConfig();
+    }
+  }, 180_000);
 });

@@ -1,0 +1,89 @@
+/**
+ * Offsite retention for one target: the pure plan of lib/fleet/retention.ts over the complete
+ * copies in the bucket (read from the bucket alone) with offsite's own tiers (offsite.keep_*; the
+ * target's retention_days and pre_migration_days), the copies pinned by the bucket's deployment
+ * manifests kept, then the removals it decides, each only once its object lock has expired.
+ *
+ *   the bucket's copies → plan → per copy to remove: its lock (dump and metadata) → locked: kept,
+ *   with the reason ("under object lock COMPLIANCE until …") → else metadata first, then the dump
+ *
+ * Promises: only complete copies are counted or removed; the newest and the newest verified never
+ * are; a copy goes metadata first (it stops being a copy), so a half-removed one is never taken
+ * for whole. A copy whose lock has not expired, or whose delete the bucket refuses (a lock this
+ * key may not read, a put-but-not-delete policy), is kept and said why, never an error. A dry run
+ * (a readOnly() bucket) plans and reads the locks, and writes nothing. Reading the bucket failing
+ * throws (the caller's rule for a retention failure applies).
+ */
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import type { Target } from '../config/load.js';
+import { targetLogger } from '../core/log.js';
+import { planRetention, type RetentionPlan } from '../fleet/retention.js';
+import type { Context } from '../runtime/context.js';
+import { isReadOnly, readOnly } from '../storage/dryrun.js';
+import { pinnedByDeployments } from '../storage/manifests.js';
+import { Repository, type StoredBackup } from '../storage/repository.js';
+import type { S3Store } from '../storage/s3.js';
+import { offsiteStore } from './bucket.js';
+
+export interface OffsitePrune {
+  project: string;
+  environment: string;
+  location: string;
+  dryRun: boolean;
+  /** Newest first, with every rule that keeps each. */
+  keep: RetentionPlan['keep'];
+  /** Removed (or, in a dry run, that would be), with the reason. */
+  remove: RetentionPlan['remove'];
+  /** Planned for removal but kept: under object lock, or the bucket refused the delete. */
+  locked: { id: string; reason: string }[];
+}
+
+/** The object lock on `key` that has not expired yet, as a reason; null when none (or it cannot be read). */
+async function lockOf(bucket: S3Store, key: string, now: Date): Promise<string | null> {
+  const h = await bucket.client.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: bucket.prefix ? `${bucket.prefix}/${key}` : key }));
+  const until = h.ObjectLockRetainUntilDate;
+  if (h.ObjectLockLegalHoldStatus === 'ON') return 'under an object lock legal hold';
+  return until && until > now ? `under object lock ${h.ObjectLockMode ?? ''} until ${until.toISOString()}`.replace('  ', ' ') : null;
+}
+
+export async function pruneOffsite(ctx: Context, target: Target, o: { bucket?: S3Store } = {}): Promise<OffsitePrune> {
+  const settings = target.offsite!;
+  const log = targetLogger(ctx.logger, target);
+  const now = ctx.clock();
+  const dryRun = isReadOnly(ctx.repo.store);
+  const s3 = o.bucket ?? offsiteStore(target, {}, ctx.env);
+  const repo = new Repository(dryRun ? readOnly(s3) : s3);
+  const copies = await repo.list(target.project, target.environment);
+  const pinned = await pinnedByDeployments(repo, target.project, target.environment);
+  const policy = { ...target.backup, keep_daily: settings.keep.daily, keep_weekly: settings.keep.weekly, keep_monthly: settings.keep.monthly };
+  const plan = planRetention(
+    copies.map((c) => c.meta),
+    policy,
+    now,
+    pinned,
+  );
+  const result: OffsitePrune = { project: target.project, environment: target.environment, location: s3.location, dryRun, keep: plan.keep, remove: [], locked: [] };
+  const byId = new Map<string, StoredBackup>(copies.map((c) => [c.meta.id, c]));
+  for (const r of plan.remove) {
+    const c = byId.get(r.id)!;
+    // Against this host's time, not ctx.clock(): the service enforces the lock by its own clock.
+    const lock = (await lockOf(s3, c.metaKey, new Date())) ?? (await lockOf(s3, c.key, new Date()));
+    if (lock) {
+      result.locked.push({ id: r.id, reason: `${r.reason}, but kept: ${lock}` });
+      continue;
+    }
+    if (dryRun) {
+      result.remove.push(r);
+      continue;
+    }
+    try {
+      await repo.remove(c);
+      result.remove.push(r);
+      log.info({ id: r.id, reason: r.reason, location: s3.location }, 'offsite copy removed by retention');
+    } catch (e) {
+      result.locked.push({ id: r.id, reason: `${r.reason}, but kept: the bucket refused the delete (${(e as Error).message})` });
+      log.warn({ id: r.id, err: (e as Error).message }, 'offsite copy kept: the bucket refused its delete');
+    }
+  }
+  return result;
+}
