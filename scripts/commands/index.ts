@@ -5,7 +5,7 @@ import { restore, verifyBackups } from './restore.js';
 import { show } from './show.js';
 import { prune, scheduledBackup, status } from './fleet.js';
 import { offsiteSync } from './offsite.js';
-import { pitrArchive, pitrCheck } from './pitr.js';
+import { basebackup, pitrArchive, pitrCheck } from './pitr.js';
 import type { Verb } from './types.js';
 
-export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, prune, predeploy, deploymentStatus, rollback, show, restore, verifyBackups, offsiteSync, pitrCheck, pitrArchive];
+export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, prune, predeploy, deploymentStatus, rollback, show, restore, verifyBackups, offsiteSync, pitrCheck, pitrArchive, basebackup];

@@ -1,4 +1,5 @@
 // The point-in-time recovery verbs: pitr check, pitr archive, basebackup.
+import { runBasebackup } from '../../lib/commands/basebackup.js';
 import { runPitrArchive } from '../../lib/commands/pitr-archive.js';
 import { runPitrCheck } from '../../lib/commands/pitr-check.js';
 import { parseDuration } from '../../lib/config/load.js';
@@ -22,4 +23,15 @@ export const pitrArchive: Verb = {
   options: {},
   positionals: [0, 2],
   run: async (ctx, _v, [project, environment]) => (await runPitrArchive(ctx, { project, environment })).exitCode,
+};
+
+export const basebackup: Verb = {
+  name: 'basebackup',
+  usage: 'basebackup <project> <env>',
+  summary: "a base backup of the cluster the target lives in (pg_basebackup streamed to the host, zstd, sha256, metadata last); prints the tar's path",
+  options: {},
+  positionals: [2, 2],
+  run: async (ctx, _v, [project, environment]) => {
+    await runBasebackup(ctx, { project, environment });
+  },
 };

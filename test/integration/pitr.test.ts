@@ -4,7 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { WalRecord } from '../../lib/formats/pitr.js';
+import os from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { BaseBackupMetadata, WalRecord } from '../../lib/formats/pitr.js';
+import { pgBinDir } from '../../scripts/sandbox/tenants.js';
 import { ClusterArchive } from '../../lib/pitr/archive.js';
 import { takeInWal, WalConflictError, WalGapError } from '../../lib/pitr/intake.js';
 import { safeArchiveCommand } from '../../lib/pitr/settings.js';
@@ -138,4 +141,41 @@ describe('point-in-time recovery (real PostgreSQL 15 archiving WAL)', () => {
     expect(r.stdout).toContain(`${good}: 3 WAL file(s) taken in; newest segment ${c}`);
     expect((await records()).map((x) => x.name)).toEqual(expect.arrayContaining([a, b, c]));
   }, 120_000);
+
+  it("basebackup: one tar streamed from the container, compressed and checksummed, metadata last; it restores into a fresh data directory that starts and holds the data", async () => {
+    const rows = (await fleet.sql('acme', 'acme_production', 'select count(*) from orders')).trim();
+    const r = await fleet.cli(['basebackup', 'acme', 'production']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const file = r.stdout.trim().split('\n').at(-1)!;
+    expect(path.dirname(file)).toBe(path.join(fleet.backupRoot, '_clusters', good, 'base'));
+    expect(path.basename(file)).toMatch(/^base_\d{8}_\d{6}Z\.tar\.zst$/);
+    const meta = BaseBackupMetadata.parse(JSON.parse(readFileSync(file + '.json', 'utf8')));
+    expect(meta).toMatchObject({ container: good, file: path.basename(file), timeline: 1, compression: { algorithm: 'zstd', level: 3 } });
+    expect(meta.databases).toEqual(['acme_production', 'beta_production', 'postgres']);
+    expect(meta.server_version_num).toBeGreaterThanOrEqual(150000);
+    expect(meta.pg_basebackup_version).toMatch(/^pg_basebackup \(PostgreSQL\) 15/);
+    const lsn = (l: string) => l.split('/').reduce((a, h) => a * 2 ** 32 + parseInt(h, 16), 0);
+    expect(lsn(meta.stop_lsn)).toBeGreaterThan(lsn(meta.start_lsn));
+    expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(meta.sha256);
+    expect(readFileSync(file).length).toBe(meta.size_bytes);
+    // Stock tools only: zstd -dc | tar -x into an empty directory, then pg_ctl start.
+    const root = mkdtempSync(path.join(os.tmpdir(), 'pgfleet-pitr-restore-'));
+    chmodSync(root, 0o755);
+    const data = path.join(root, 'data');
+    mkdirSync(data, { mode: 0o700 });
+    const pg = (bin: string, ...args: string[]) => fleet.runner.run(['runuser', '-u', 'postgres', '--', path.join(pgBinDir(), bin), ...args]);
+    try {
+      await fleet.runner.run(['sh', '-c', 'zstd -dc -- "$1" | tar -x -C "$2" && chown -R postgres:postgres "$3"', 'sh', file, data, root]);
+      expect(existsSync(path.join(data, 'backup_label'))).toBe(true);
+      expect(readdirSync(path.join(data, 'pg_wal')).filter((n) => SEG.test(n)).length).toBeGreaterThan(0); // -X fetch: the WAL it needs is inside
+      await pg('pg_ctl', '-D', data, '-w', '-t', '60', '-l', path.join(root, 'log'), '-o', `-c listen_addresses= -k ${root} -p 5999 -c archive_mode=off`, 'start');
+      const got = await pg('psql', '-X', '-A', '-t', '-h', root, '-p', '5999', '-U', 'postgres', '-d', 'acme_production', '-c', 'select count(*) from orders');
+      expect(got.stdout.trim()).toBe(rows);
+      const dbs = await pg('psql', '-X', '-A', '-t', '-h', root, '-p', '5999', '-U', 'postgres', '-d', 'postgres', '-c', 'select string_agg(datname, \',\' order by datname) from pg_database where not datistemplate');
+      expect(dbs.stdout.trim()).toBe('acme_production,beta_production,postgres');
+    } finally {
+      await pg('pg_ctl', '-D', data, '-m', 'immediate', 'stop').catch(() => undefined);
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

@@ -1,0 +1,102 @@
+/**
+ * A base backup of a cluster (`basebackup`, and `scheduled-backup` when one is due):
+ *
+ *   container running → the server's version and databases → under the cluster's lock: a fresh id
+ *   → pg_basebackup -D - -Ft -X fetch -c fast -v inside the container ─kernel pipe→ zstd on the
+ *     host → sha256 + byte count → the Store: _clusters/<container>/base/<id>.tar.zst (atomic)
+ *   → its metadata (start/stop LSN and timeline from pg_basebackup -v, times, version,
+ *     databases), written last
+ *
+ * Promises: the tar is streamed (`-D -`): nothing of the cluster is written inside the container,
+ * none of it held in this process. The object ends only once pg_basebackup and zstd exited 0, so
+ * a failed backup never becomes an object; a failure after the save (the metadata's) removes it.
+ * With -X fetch the tar holds the WAL it needs: it starts on its own, without the archive.
+ */
+import { createHash } from 'node:crypto';
+import { pipeline, Transform } from 'node:stream';
+import { EXIT, InternalError, PgfleetError } from '../core/errors.js';
+import type { BaseBackupMetadata } from '../formats/pitr.js';
+import { VERSION } from '../core/package.js';
+import type { Context } from '../runtime/context.js';
+import { archiveOf, clusterSql, ref, SUPERUSER, withClusterLock, type Cluster } from './cluster.js';
+
+export const BASE_ZSTD_LEVEL = 3;
+
+const INFO_SQL = `select json_build_object('version_num', current_setting('server_version_num')::int, 'version', version(),
+  'databases', (select json_agg(datname order by datname) from pg_database where not datistemplate))`;
+
+/** The WAL points pg_basebackup -v reports on stderr; null when it did not say them. */
+export function parseBasebackupLog(stderr: string): { startLsn: string; timeline: number; stopLsn: string } | null {
+  const start = /write-ahead log start point: ([0-9A-F]+\/[0-9A-F]+) on timeline (\d+)/.exec(stderr);
+  const stop = /write-ahead log end point: ([0-9A-F]+\/[0-9A-F]+)/.exec(stderr);
+  return start && stop ? { startLsn: start[1], timeline: Number(start[2]), stopLsn: stop[1] } : null;
+}
+
+export async function takeBaseBackup(ctx: Context, c: Cluster, command = 'basebackup'): Promise<BaseBackupMetadata> {
+  await ctx.containers.requireRunning(c.container, ref(c));
+  const info = JSON.parse(await clusterSql(ctx, c, INFO_SQL)) as { version_num: number; version: string; databases: string[] };
+  const shell = ctx.shellFor(c.targets[0]);
+  const pbVersion = (await shell.run('pg_basebackup', ['--version'], { role: 'dump' })).stdout.trim();
+  return withClusterLock(ctx, c, command, async () => {
+    const archive = archiveOf(ctx, c);
+    const started = ctx.clock();
+    const id = await archive.newBaseId(started);
+    const zstd = ctx.runner.spawn(['zstd', `-${BASE_ZSTD_LEVEL}`, '-T0', '-q', '-c'], { what: 'zstd (base backup)', role: 'compress', target: ref(c), signal: ctx.signal });
+    const pb = shell.spawn('pg_basebackup', ['-D', '-', '-Ft', '-X', 'fetch', '-c', 'fast', '-v', '-w', '-U', SUPERUSER], { role: 'dump', stdoutTo: zstd, signal: ctx.signal });
+    const finished = Promise.all([pb.done, zstd.done]);
+    finished.catch(() => undefined);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const tap = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        cb(null, chunk);
+      },
+      flush(cb) {
+        finished.then(() => cb(), cb);
+      },
+    });
+    pipeline(zstd.stdout, tap, () => undefined);
+    let saved;
+    try {
+      saved = await archive.saveBase(id, tap, { signal: ctx.signal });
+      await finished;
+    } catch (e) {
+      pb.kill();
+      zstd.kill();
+      await Promise.allSettled([pb.done, zstd.done]);
+      throw e;
+    }
+    if (saved.size !== bytes) throw new InternalError(`the store saved ${saved.size} bytes of the ${bytes} streamed`);
+    try {
+      const points = parseBasebackupLog(pb.stderrTail());
+      if (!points) throw new PgfleetError(`${c.container}: pg_basebackup -v did not report its WAL start and end points: ${pb.stderrTail().trim()}`, EXIT.FAILED, ref(c));
+      const meta: BaseBackupMetadata = {
+        format_version: 1,
+        id,
+        container: c.container,
+        file: `${id}.tar.zst`,
+        size_bytes: saved.size,
+        sha256: hash.digest('hex'),
+        compression: { algorithm: 'zstd', level: BASE_ZSTD_LEVEL },
+        started_at: started.toISOString(),
+        finished_at: ctx.clock().toISOString(),
+        start_lsn: points.startLsn,
+        stop_lsn: points.stopLsn,
+        timeline: points.timeline,
+        server_version_num: info.version_num,
+        server_version: info.version,
+        databases: info.databases,
+        pg_basebackup_version: pbVersion,
+        pgfleet_version: VERSION,
+      };
+      await archive.saveBaseMeta(meta);
+      return meta;
+    } catch (e) {
+      await archive.store.remove(archive.baseMetaKey(id)).catch(() => undefined);
+      await archive.store.remove(archive.baseKey(id)).catch(() => undefined);
+      throw e;
+    }
+  });
+}
