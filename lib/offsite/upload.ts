@@ -125,7 +125,14 @@ export async function uploadBackup(runner: Runner, target: Target, local: Stored
   const bytes = recipients ? new Age(runner).encrypt(plain.stream, recipients, { signal: o.signal, target: ref }) : plain.stream;
   bytes.once('error', (e) => stored.stream.destroy(e));
   bytes.pipe(stored.stream);
-  await bucket.save(key, stored.stream, { signal: o.signal });
+  try {
+    await bucket.save(key, stored.stream, { signal: o.signal });
+  } catch (e) {
+    // Stop what feeds the upload: the local read, and age (it would wait on its input forever).
+    source.destroy();
+    plain.stream.destroy(new Error('the upload ended'));
+    throw e;
+  }
   try {
     const p = plain.result();
     if (p.sha256 !== local.meta.sha256 || p.bytes !== local.meta.size_bytes)
