@@ -3,7 +3,7 @@
  * `scheduled-backup` share (ARCHITECTURE.md "The shape of a backup").
  *
  *   lock (held by another run: LockBusyError, exit 3, never waited on) → the caller's checks
- *   → takeBackup → what the caller records about it (a deployment manifest), before retention
+ *   → the pre_backup hook (lib/backup/hooks.ts; failing: nothing dumped, exit 1) → takeBackup → what the caller records about it (a deployment manifest), before retention
  *   sees it → its offsite copy (when the target has offsite) → retention for that target → unlock
  *
  * Promises: retention runs only after the new backup is complete (and recorded), so it counts it
@@ -17,6 +17,9 @@
  * only an interruption throws (exit 130, the multipart upload aborted, the backup kept, pending).
  * After a confirmed copy, offsite retention runs too, best effort: its failure is a warning (the
  * backup and its copy are fine; `prune` applies it again and fails loudly).
+ * The post_backup hook runs last under the lock (after retention), and also after a failed
+ * backup; its failure follows the retention rule (backup kept, run fails: the outcome's
+ * retentionError, "backup <id> kept, but its post_backup hook failed: …").
  * Lock released however it ends.
  */
 import type { Target } from '../config/load.js';
@@ -28,6 +31,7 @@ import { pruneOffsite } from '../offsite/prune.js';
 import type { Context } from '../runtime/context.js';
 import { withLock } from '../storage/lock.js';
 import type { StoredBackup } from '../storage/repository.js';
+import { backupHooks } from './hooks.js';
 import { takeBackup, type BackupOptions } from './take.js';
 
 /** The backup is complete and kept; the retention after it failed (exit 1). */
@@ -38,8 +42,10 @@ export class RetentionError extends PgfleetError {
     target: Target,
     readonly backup: StoredBackup,
     cause: unknown,
+    /** What failed after the backup: retention, or its post_backup hook (the same rule). */
+    what = 'retention',
   ) {
-    const reason = `backup ${backup.meta.id} kept, but retention failed: ${(cause as Error)?.message ?? String(cause)}`;
+    const reason = `backup ${backup.meta.id} kept, but ${what} failed: ${(cause as Error)?.message ?? String(cause)}`;
     super(`${target.project}/${target.environment}: ${reason}`, EXIT.FAILED, { project: target.project, environment: target.environment }, { cause });
     this.reason = reason;
   }
@@ -64,26 +70,37 @@ export interface CycleOutcome<T> {
   offsite: CopyOutcome | null;
   /** Ids retention removed after the backup. */
   removed: string[];
-  /** Set when retention failed: the backup stands, the run must fail with this. */
+  /** Set when retention or the post_backup hook failed: the backup stands, the run must fail with this. */
   retentionError?: RetentionError;
 }
 
 export async function backupCycle<T = undefined>(ctx: Context, target: Target, o: CycleOptions<T>): Promise<CycleOutcome<T>> {
   return withLock(ctx.repo.lockDir(target.project, target.environment), target, o.command, async () => {
     await o.before?.();
-    const taken = await takeBackup(o.progress === undefined ? ctx : { ...ctx, progress: o.progress }, target, o.backup);
+    const hooks = backupHooks(ctx, target, o.backup);
+    await hooks.pre();
+    let taken: StoredBackup;
+    try {
+      taken = await takeBackup(o.progress === undefined ? ctx : { ...ctx, progress: o.progress }, target, o.backup);
+    } catch (e) {
+      if (!ctx.signal?.aborted) await hooks.after({ error: e }).catch(() => undefined);
+      throw e;
+    }
     const recorded = (await o.record?.(taken)) as T;
     const offsite = await copyOffsite(ctx, target, taken);
     const backup = offsite ? { ...taken, meta: { ...taken.meta, offsite: offsite.state } } : taken;
+    let outcome: CycleOutcome<T>;
     try {
       const removed = (await pruneTarget(ctx, target)).remove.map((r) => r.id);
       if (offsite?.state.status === 'uploaded') await offsiteRetention(ctx, target);
-      return { backup, recorded, offsite, removed };
+      outcome = { backup, recorded, offsite, removed };
     } catch (e) {
       const retentionError = new RetentionError(target, backup, e);
       targetLogger(ctx.logger, target).error({ id: backup.meta.id, err: retentionError.reason }, 'retention after the backup failed; the backup is kept, the run fails');
-      return { backup, recorded, offsite, removed: [], retentionError };
+      outcome = { backup, recorded, offsite, removed: [], retentionError };
     }
+    const hookError = await hooks.after({ backup });
+    return hookError && !outcome.retentionError ? { ...outcome, retentionError: new RetentionError(target, backup, hookError, 'its post_backup hook') } : outcome;
   });
 }
 

@@ -63,7 +63,8 @@ export interface Target {
   /** Absent: reached directly with DATABASE_URL. */
   container?: string;
   appContainers: string[];
-  hooks: { rollback?: string[] };
+  /** Argv arrays (database.hooks); timeout_ms bounds each (default 10m). */
+  hooks: { rollback?: string[]; pre_backup?: string[]; post_backup?: string[]; timeout_ms: number };
   backup: BackupPolicy;
   /** configs/<project>/.env.<environment>, next to projects.yml. */
   envFile: string;
@@ -106,6 +107,7 @@ export const DEFAULTS = {
   pre_migration_days: 90,
   compression_level: 3,
   lock_wait_timeout: '5m',
+  hook_timeout: '10m',
   max_wal_age: '5m',
   base_backup_every: '1d',
 };
@@ -319,7 +321,7 @@ function resolveTargets(data: z.infer<typeof ProjectsFile>, dir: string): Target
         user: db.user,
         container: db.container,
         appContainers: db.app_containers?.[environment] ?? [],
-        hooks: { rollback: db.hooks?.rollback },
+        hooks: { rollback: db.hooks?.rollback, pre_backup: db.hooks?.pre_backup, post_backup: db.hooks?.post_backup, timeout_ms: parseDuration(db.hooks?.timeout ?? DEFAULTS.hook_timeout) },
         envFile: path.join(dir, 'configs', project, `.env.${environment}`),
         backup,
         offsite: resolveOffsite(data.platform?.offsite, db.offsite, backup, maxBackupAgeMs),

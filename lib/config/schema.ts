@@ -110,7 +110,17 @@ export const Database = z.strictObject({
   }),
   user: pgIdent('database user').optional(),
   app_containers: z.record(segmentName('environment name'), z.array(containerName)).optional(),
-  hooks: z.strictObject({ rollback: argv.optional() }).optional(),
+  hooks: z
+    .strictObject({
+      rollback: argv.optional(),
+      /** Before each backup of the project's targets, under the lock; a failure fails that backup, nothing dumped. */
+      pre_backup: argv.optional(),
+      /** After each backup attempt that ran pre_backup or the dump (PGFLEET_RESULT success|failure); a failure fails the run, the backup kept. */
+      post_backup: argv.optional(),
+      /** Every hook's bound (default 10m): killed (SIGTERM, then SIGKILL) when it runs longer. */
+      timeout: duration.optional(),
+    })
+    .optional(),
   backup: DatabaseBackup.optional(),
   offsite: DatabaseOffsite.optional(),
   encryption: Encryption.optional(),

@@ -89,3 +89,28 @@ describe('runHook', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
+
+describe('runHook timeout (database.hooks.timeout)', () => {
+  it('a hook that runs past its timeout gets SIGTERM and says so', async () => {
+    const bounded = { ...target, hooks: { timeout_ms: 300 } } as Target;
+    const t0 = performance.now();
+    const h = await runHook(ctx(), bounded, 'pre_backup', sh('echo started; exec sleep 30'), {});
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(h).toMatchObject({ exit_code: null, signal: 'SIGTERM' });
+    expect(h.output_tail).toMatch(/^timed out after 0 s \(database\.hooks\.timeout\); killed\nstdout: started$/);
+    expect(hookFailed(h)).toBe(true);
+    expect(HookResult.parse(h)).toEqual(h);
+  });
+
+  it('a hook that exits 0 on SIGTERM after its timeout still failed', async () => {
+    const bounded = { ...target, hooks: { timeout_ms: 300 } } as Target;
+    const h = await runHook(ctx(), bounded, 'post_backup', sh("trap 'exit 0' TERM; sleep 30 & wait"), {});
+    expect(hookFailed(h)).toBe(true);
+    expect(h.output_tail).toMatch(/^timed out after/);
+  });
+
+  it('a hook within its timeout is untouched', async () => {
+    const h = await runHook(ctx(), { ...target, hooks: { timeout_ms: 5000 } } as Target, 'pre_backup', sh('sleep 0.2; echo ok'), {});
+    expect(h).toMatchObject({ exit_code: 0, signal: null, output_tail: 'stdout: ok' });
+  });
+});
