@@ -1,10 +1,13 @@
 /**
  * The read side of offsite copies, against the project's own local RADOS Gateway
  * (scripts/sandbox/objectstore.ts, port 7494: its own) and real tenant containers: list --offsite
- * from the bucket alone, restore --from-offsite, a damaged copy refused, the identity checked.
+ * from the bucket alone, restore --from-offsite, a damaged copy refused, the identity checked, and
+ * the disaster recovery from the bucket alone.
  * Copies reach the bucket the real way: every backup of a target with offsite configured uploads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -14,7 +17,7 @@ import { offsiteStore } from '../../lib/offsite/bucket.js';
 import { Repository } from '../../lib/storage/repository.js';
 import { startObjectStore, type RunningObjectStore } from '../../scripts/sandbox/objectstore.js';
 import { sampleSql } from '../../scripts/sandbox/sample.js';
-import { dataDigest, schemaDump, TestFleet } from '../helpers.js';
+import { CLI, dataDigest, schemaDump, TestFleet } from '../helpers.js';
 
 const PORT = 7494;
 const BUCKET = 'pgfleet-read';
@@ -164,6 +167,55 @@ describe('restore --from-offsite', () => {
       expect(await stagedLeft()).toEqual([]);
     } finally {
       await bucket.save(key, good);
+    }
+  });
+});
+
+describe('disaster recovery from the bucket alone', () => {
+  it('host side destroyed (backup_root and the database): projects.yml, the credentials and the identity bring the tenant back', async () => {
+    const c = fleet.container('acme');
+    const { ctx } = fleet.context({ env: env() });
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const [schema, digest] = [await schemaDump(fleet.runner, c, 'acme_production'), await dataDigest(fleet.sandbox, c, 'acme_production')];
+    // The host side is gone: every local backup, and the database.
+    rmSync(fleet.backupRoot, { recursive: true, force: true });
+    await fleet.sql('acme', 'postgres', 'DROP DATABASE acme_production WITH (FORCE)');
+    // A new host: a config dir with projects.yml, the env file (the database password and the
+    // bucket's credentials) and the age identity; nothing else. The process has no AWS_* of its own.
+    const host = mkdtempSync(path.join(os.tmpdir(), 'pgfleet-new-host-'));
+    try {
+      const config = path.join(host, 'projects.yml');
+      writeFileSync(config, readFileSync(fleet.configFile, 'utf8').replace(fleet.backupRoot, path.join(host, 'backups')));
+      mkdirSync(path.join(host, 'configs', 'acme'), { recursive: true });
+      writeFileSync(path.join(host, 'configs', 'acme', '.env.production'), `PGPASSWORD=${PASSWORD}\nAWS_ACCESS_KEY_ID=${gw.accessKeyId}\nAWS_SECRET_ACCESS_KEY=${gw.secretAccessKey}\n`, { mode: 0o600 });
+      const key = path.join(host, 'identity.txt');
+      writeFileSync(key, readFileSync(identity), { mode: 0o600 });
+      const processEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AWS_')));
+      const run = (args: string[]) =>
+        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+          const child = spawn(process.execPath, [CLI, ...args], { env: { ...processEnv, PGFLEET_CONFIG: config, PGFLEET_AGE_IDENTITY_FILE: key }, stdio: ['ignore', 'pipe', 'pipe'] });
+          let [stdout, stderr] = ['', ''];
+          child.stdout.on('data', (d) => (stdout += d));
+          child.stderr.on('data', (d) => (stderr += d));
+          child.on('close', (code) => resolve({ code, stdout, stderr }));
+        });
+      const listed = await run(['list', 'acme', 'production', '--offsite', '--json']);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(JSON.parse(listed.stdout)[0].id).toBe(b.meta.id);
+      // Over a database that is gone, a restore refuses and says how: --into its own name.
+      const over = await run(['restore', 'acme', 'production', '--latest', '--from-offsite', '--yes']);
+      expect(over.code).toBe(1);
+      expect(over.stderr).toContain('restore with --into acme_production');
+      const r = await run(['restore', 'acme', 'production', '--latest', '--from-offsite', '--into', 'acme_production', '--yes']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(b.meta.id);
+      expect(await schemaDump(fleet.runner, c, 'acme_production')).toBe(schema);
+      expect(await dataDigest(fleet.sandbox, c, 'acme_production')).toEqual(digest);
+      // The restored database is the tenant's: its owner is the tenant role.
+      expect((await fleet.sql('acme', 'postgres', "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'acme_production'")).trim()).toBe('acme');
+      expect(await stagedLeft()).toEqual([]);
+    } finally {
+      rmSync(host, { recursive: true, force: true });
     }
   });
 });
