@@ -19,7 +19,7 @@ import { findTarget, type Target } from '../config/load.js';
 import { isPgIdent, PG_IDENT } from '../config/names.js';
 import { confirmOrExit, type ConfirmOptions } from '../runtime/confirm.js';
 import type { Context } from '../runtime/context.js';
-import { dbProps, withMaintenanceSession } from '../postgres/dbadmin.js';
+import { dbProps, propsStatements, withMaintenanceSession } from '../postgres/dbadmin.js';
 import { UsageError } from '../core/errors.js';
 import { withLock } from '../storage/lock.js';
 import { checkDumpFile } from '../restore/dump.js';
@@ -92,7 +92,10 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
     const sh = ctx.shellFor(t);
     const { r, checked } = await withMaintenanceSession(sh, async (admin) => {
       const [opened, like] = await openWhile(openDump(ctx, sh, src, { jobs: o.jobs, signal: ctx.signal }), dbProps(sh, t.database, { signal: ctx.signal, session: admin }), ref);
-      return { r: await restoreInto(ctx, t, opened, o.into!, { shell: sh, like, jobs: o.jobs, admin }), checked: opened };
+      const restored = await restoreInto(ctx, t, opened, o.into!, { shell: sh, like, jobs: o.jobs, admin });
+      // What defines the live database beyond its encoding and locale, in one transaction: settings, grants, role-in-database settings, comment, labels.
+      if (like) await admin.query(['BEGIN;', ...propsStatements(o.into!, like), 'COMMIT;'].join('\n'), ctx.signal);
+      return { r: restored, checked: opened };
     });
     ctx.out(`restored into ${o.into}: ${r.tables} tables, ${r.rows} rows${checked.meta ? ', row counts match the backup' : ''} (${(r.durationMs / 1000).toFixed(1)} s)`);
     ctx.out(`drop it when done: ${dropHint(ctx, t, o.into)}`);

@@ -88,7 +88,23 @@ export interface DbProps {
   /** null: the default privileges (datacl NULL). */
   grants: { grantee: string | null; privilege: string; grantable: boolean }[] | null;
   comment: string | null;
+  /** libc, icu or builtin; absent or null: a server without providers (before 15). */
+  locale_provider?: 'libc' | 'icu' | 'builtin' | null;
+  /** The ICU (or builtin) locale; null: none. */
+  icu_locale?: string | null;
+  /** ICU tailoring rules (16+); null: none. */
+  icu_rules?: string | null;
+  /** Its default tablespace. */
+  tablespace?: string;
+  allow_connections?: boolean;
+  is_template?: boolean;
+  /** ALTER ROLE … IN DATABASE … SET: per role, its settings in this database (keyed by the database, so a swap must carry them). */
+  role_settings?: { role: string; settings: string[] }[];
+  /** SECURITY LABEL … ON DATABASE, per provider. */
+  security_labels?: { provider: string; label: string }[];
 }
+
+const PROVIDERS: Record<string, DbProps['locale_provider']> = { c: 'libc', i: 'icu', b: 'builtin' };
 
 /** The properties of `database`, or null when it does not exist. */
 export async function dbProps(sh: TargetShell, database: string, o: { signal?: AbortSignal; session?: PsqlSession } = {}): Promise<DbProps | null> {
@@ -99,11 +115,24 @@ export async function dbProps(sh: TargetShell, database: string, o: { signal?: A
        'settings', coalesce((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole = 0), '{}'),
        'grants', CASE WHEN d.datacl IS NULL THEN NULL ELSE coalesce((SELECT json_agg(json_build_object('grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END,
                   'privilege', a.privilege_type, 'grantable', a.is_grantable)) FROM aclexplode(d.datacl) a), '[]') END,
-       'comment', shobj_description(d.oid, 'pg_database'))
+       'comment', shobj_description(d.oid, 'pg_database'),
+       -- Columns by server version (15: datlocprovider, daticulocale; 16: daticurules; 17: datlocale), read by name.
+       'provider', to_jsonb(d) ->> 'datlocprovider', 'icu_locale', coalesce(to_jsonb(d) ->> 'daticulocale', to_jsonb(d) ->> 'datlocale'),
+       'icu_rules', to_jsonb(d) ->> 'daticurules',
+       'tablespace', (SELECT spcname FROM pg_tablespace WHERE oid = d.dattablespace),
+       'allow_connections', d.datallowconn, 'is_template', d.datistemplate,
+       'role_settings', coalesce((SELECT json_agg(json_build_object('role', pg_get_userbyid(s.setrole), 'settings', s.setconfig) ORDER BY pg_get_userbyid(s.setrole))
+                                  FROM pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole <> 0), '[]'),
+       'security_labels', coalesce((SELECT json_agg(json_build_object('provider', l.provider, 'label', l.label) ORDER BY l.provider)
+                                  FROM pg_shseclabel l WHERE l.objoid = d.oid AND l.classoid = 'pg_database'::regclass), '[]'))
      FROM pg_database d WHERE d.datname = ${literal(database)}`,
     o,
   );
-  return out.trim() ? (JSON.parse(out.trim()) as DbProps) : null;
+  if (!out.trim()) return null;
+  const { provider, ...props } = JSON.parse(out.trim()) as DbProps & { provider: string | null };
+  // A property pgfleet cannot carry is an error before anything is touched, never a silent difference.
+  if (provider !== null && !(provider in PROVIDERS)) throw new PgfleetError(`database "${database}": locale provider ${JSON.stringify(provider)} is not one pgfleet can carry (libc, icu, builtin)`);
+  return { ...props, locale_provider: provider === null ? null : PROVIDERS[provider] };
 }
 
 /**
@@ -162,13 +191,24 @@ export type CreateOutcome = { created: true } | { created: false; sqlstate: stri
 export async function createDatabase(sh: TargetShell, name: string, o: { owner?: string; like?: DbProps | null; signal?: AbortSignal; session?: PsqlSession }): Promise<CreateOutcome> {
   const parts = [`CREATE DATABASE ${ident(name)} TEMPLATE template0`];
   if (o.owner) parts.push(`OWNER ${ident(o.owner)}`);
-  if (o.like) parts.push(`ENCODING ${literal(o.like.encoding)} LC_COLLATE ${literal(o.like.collate)} LC_CTYPE ${literal(o.like.ctype)}`);
+  if (o.like) parts.push(...likeClauses(o.like));
   // Only this statement may fail without ending psql; its outcome is then printed as data.
   const script = [`\\set ON_ERROR_STOP 0`, `${parts.join(' ')};`, `\\set ON_ERROR_STOP 1`, `SELECT json_build_array(:'SQLSTATE', :'LAST_ERROR_MESSAGE');`].join('\n');
   const run = (session: PsqlSession) => session.query(script, o.signal);
   const out = await (o.session ? run(o.session) : withMaintenanceSession(sh, run));
   const [sqlstate, message] = JSON.parse(out.trim().split('\n').pop() ?? '') as [string, string];
   return sqlstate === '00000' ? { created: true } : { created: false, sqlstate, message };
+}
+
+/** CREATE DATABASE clauses for the encoding, locale (provider, ICU locale and rules) and tablespace of `like`. */
+export function likeClauses(like: DbProps): string[] {
+  const out = [`ENCODING ${literal(like.encoding)} LC_COLLATE ${literal(like.collate)} LC_CTYPE ${literal(like.ctype)}`];
+  if (like.locale_provider) out.push(`LOCALE_PROVIDER ${like.locale_provider}`);
+  if (like.locale_provider === 'icu' && like.icu_locale) out.push(`ICU_LOCALE ${literal(like.icu_locale)}`);
+  if (like.locale_provider === 'builtin' && like.icu_locale) out.push(`BUILTIN_LOCALE ${literal(like.icu_locale)}`);
+  if (like.icu_rules) out.push(`ICU_RULES ${literal(like.icu_rules)}`);
+  if (like.tablespace && like.tablespace !== 'pg_default') out.push(`TABLESPACE ${ident(like.tablespace)}`);
+  return out;
 }
 
 /** Drop if it exists, ending its sessions. Idempotent: through `session` when given, and a fresh psql if that fails. */
@@ -186,8 +226,8 @@ export async function dropDatabase(sh: TargetShell, name: string, session?: Psql
 }
 
 /**
- * The statements that give `name` the settings, privileges, connection limit and comment of
- * `props`. Applied after the restore: a setting such as default_transaction_read_only must not
+ * The statements that give `name` the settings, privileges, connection limit, comment,
+ * role-in-database settings, security labels and template/connection flags of `props`. Applied after the restore: a setting such as default_transaction_read_only must not
  * apply to pg_restore itself.
  */
 export function propsStatements(name: string, props: DbProps): string[] {
@@ -199,6 +239,10 @@ export function propsStatements(name: string, props: DbProps): string[] {
   }
   if (props.conn_limit !== -1) stmts.push(`ALTER DATABASE ${db} CONNECTION LIMIT ${Math.trunc(props.conn_limit)};`);
   if (props.comment !== null) stmts.push(`COMMENT ON DATABASE ${db} IS ${literal(props.comment)};`);
+  for (const r of props.role_settings ?? []) for (const x of r.settings) stmts.push(`ALTER ROLE ${ident(r.role)} IN DATABASE ${db} ${settingClause(x)};`);
+  for (const l of props.security_labels ?? []) stmts.push(`SECURITY LABEL FOR ${ident(l.provider)} ON DATABASE ${db} IS ${literal(l.label)};`);
+  if (props.is_template) stmts.push(`ALTER DATABASE ${db} WITH IS_TEMPLATE true;`);
+  if (props.allow_connections === false) stmts.push(`ALTER DATABASE ${db} WITH ALLOW_CONNECTIONS false;`);
   return stmts;
 }
 
