@@ -1,5 +1,5 @@
 /**
- * `pgfleet verify-backups [<project> [<env>]] [--all] [--backup <id>] [--dry-run]`: the weekly job.
+ * `pgfleet verify-backups [<project> [<env>]] [--all] [--backup <id>] [--dry-run] [--offsite]`: the weekly job.
  *
  *   per enabled target, its latest complete backup (--all: every one; --backup: that one)
  *   → checksum → full restore into a scratch database (the target's container, or
@@ -14,6 +14,11 @@
  * --checksums: the fast pass instead (lib/fleet/checksums.ts): every stored dump of the selected
  * targets (--backup: that one) re-hashed against its metadata, the result recorded in the
  * metadata's `checksum`; exit 4 on a mismatch or a damaged backup, 1 when a dump could not be read.
+ *
+ * --offsite: the same of the copies in each target's offsite bucket (from the bucket alone), each
+ * streamed and decrypted as restore --from-offsite reads it (lib/restore/remote.ts: the identity
+ * checked for every copy before the first is read), the result recorded in the copy's own metadata
+ * object in the bucket (rewritten whole); a damaged copy fails (exit 4).
  *
  * A damaged backup of a selected target (lib/storage/repository.ts survey; every one, not only the
  * latest) fails as a backup that failed verification: reported, nothing recorded, exit 4. No
@@ -34,7 +39,11 @@ import { writeMetrics } from '../fleet/metrics.js';
 import { humanSize } from '../core/text.js';
 import { notify } from '../fleet/notify.js';
 import type { VerificationResult } from '../formats/metadata.js';
-import type { DamagedBackup, StoredBackup } from '../storage/repository.js';
+import { Repository, type DamagedBackup, type StoredBackup } from '../storage/repository.js';
+import { readOnly } from '../storage/dryrun.js';
+import { offsiteRepository } from '../offsite/catalog.js';
+import type { DumpSource } from '../restore/dump.js';
+import { readableCopy } from '../restore/remote.js';
 import { restoreInto, verificationShell } from '../restore/into.js';
 import { openDump, openWhile } from '../restore/stage.js';
 
@@ -49,6 +58,8 @@ export interface VerifyOptions {
   allowEmpty?: boolean;
   /** The fast pass instead of restores: every stored dump re-hashed against its metadata (lib/fleet/checksums.ts). */
   checksums?: boolean;
+  /** The copies in the offsite bucket instead of the local backups. */
+  offsite?: boolean;
 }
 
 export interface VerifyOutcome {
@@ -62,8 +73,8 @@ export interface VerifyOutcome {
 }
 
 /** The backups to verify and the target's damaged ones (every one, or the --backup named; each fails the run). */
-async function chosenBackups(ctx: Context, t: Target, o: VerifyOptions): Promise<{ backups: StoredBackup[]; damaged: DamagedBackup[] }> {
-  const { complete, damaged } = await ctx.repo.survey(t.project, t.environment, ctx.clock());
+async function chosenBackups(ctx: Context, repo: Repository, t: Target, o: VerifyOptions): Promise<{ backups: StoredBackup[]; damaged: DamagedBackup[] }> {
+  const { complete, damaged } = await repo.survey(t.project, t.environment, ctx.clock());
   if (o.backup) return { backups: complete.filter((b) => b.meta.id === o.backup), damaged: damaged.filter((d) => d.id === o.backup) };
   return { backups: o.all ? complete : complete.slice(0, 1), damaged };
 }
@@ -73,8 +84,8 @@ function backupsFault(e: unknown): boolean {
   return e instanceof VerificationError || (e instanceof CommandError && (e.program === 'pg_restore' || e.program === 'zstd'));
 }
 
-/** Verify one backup. The scratch database is dropped whatever happens. */
-async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs?: number): Promise<VerifyOutcome> {
+/** Verify one backup of `repo` (read from `src`: the backup itself, or its copy in the bucket). The scratch database is dropped whatever happens. */
+async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs: number | undefined, repo: Repository, src: DumpSource = b): Promise<VerifyOutcome> {
   const log = targetLogger(ctx.logger, t);
   const { sh, foreign } = verificationShell(ctx, t);
   const scratch = scratchName(t.database, ctx.clock());
@@ -84,7 +95,7 @@ async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs?: number
   const done = await withMaintenanceSession(sh, async (admin): Promise<{ verification: VerificationResult } | { outcome: VerifyOutcome }> => {
     try {
       const [checked, [like, mayCreate]] = await openWhile(
-        openDump(ctx, sh, b, { jobs, signal: ctx.signal }),
+        openDump(ctx, sh, src, { jobs, signal: ctx.signal }),
         Promise.all([foreign ? null : dbProps(sh, t.database, { signal: ctx.signal, session: admin }).catch(() => null), canCreateDatabases(sh, admin)]),
         sh.ref,
       );
@@ -113,12 +124,12 @@ async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs?: number
   if ('outcome' in done) return done.outcome;
   const { verification } = done;
   // Record on a freshly read copy: another run may have changed the metadata (or pruned the backup) meanwhile.
-  const fresh = await ctx.repo.load(b.metaPath);
+  const fresh = await repo.check(b.metaKey);
   if (fresh.backup) {
-    await ctx.repo.saveMetadata({ ...fresh.backup.meta, verification });
+    await repo.saveMetadata({ ...fresh.backup.meta, verification });
     // verify-backups takes no lock: had prune removed the dump meanwhile, this metadata would name
     // a missing file. Take it back rather than leave a marker of a backup that is gone.
-    if (!(await ctx.repo.load(b.metaPath)).backup) await ctx.repo.remove(fresh.backup);
+    if (!(await repo.check(b.metaKey)).backup) await repo.remove(fresh.backup);
   }
   else log.warn({ id: b.meta.id, problem: fresh.problem }, 'the backup changed or disappeared during verification; result not recorded');
   log[verification.status === 'passed' ? 'info' : 'error']({ id: b.meta.id, ...verification }, `verification ${verification.status}`);
@@ -136,12 +147,16 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
   const selected = selectTargets(ctx.config, o.project, o.environment);
   const targets = selected.filter((t) => t.backup.enabled || (o.project && o.environment));
   if (!(o.project && o.environment)) requireEnabled(ctx.config, selected, { allowEmpty: o.allowEmpty, command: 'verify-backups' });
+  if (o.checksums && o.offsite) throw new UsageError('--checksums reads the local dumps; verify the offsite copies without it');
   if (o.checksums) return runChecksums(ctx, targets, o);
   // The plan is read the same way for a dry run, on a repository that refuses any write.
   const planner = o.dryRun ? dryRunContext(ctx) : ctx;
+  const repoOf = (t: Target) => (!o.offsite ? planner.repo : o.dryRun ? new Repository(readOnly(offsiteRepository(t, ctx.env).store)) : offsiteRepository(t, ctx.env));
   const plan: [Target, StoredBackup[], DamagedBackup[]][] = [];
-  for (const t of targets) {
-    const { backups, damaged } = await chosenBackups(planner, t, o);
+  const repos = new Map<Target, Repository>();
+  for (const t of o.offsite && !(o.project && o.environment) ? targets.filter((x) => x.offsite) : targets) {
+    repos.set(t, repoOf(t));
+    const { backups, damaged } = await chosenBackups(planner, repos.get(t)!, t, o);
     plan.push([t, backups, damaged]);
   }
   if (o.backup && plan.every(([, bs, ds]) => !bs.length && !ds.length)) throw new UsageError(`no complete backup ${o.backup} in ${o.project ?? 'any project'}${o.environment ? `/${o.environment}` : ''}`);
@@ -156,6 +171,9 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
     ctx.out('dry run: nothing changed');
     return { results: [], exitCode: EXIT.OK };
   }
+  // Every copy's identity is checked before the first is read (a missing one: exit 2, nothing done).
+  const sources = new Map<StoredBackup, DumpSource>();
+  if (o.offsite) for (const [t, bs] of plan) for (const b of bs) sources.set(b, await readableCopy(ctx, t, b));
 
   const results: VerifyOutcome[] = [];
   for (const [t, bs, ds] of plan) {
@@ -166,7 +184,7 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
     }
     if (!bs.length) targetLogger(ctx.logger, t).warn('no complete backup to verify');
     for (const b of bs) {
-      const r = await verifyOne(ctx, t, b, o.jobs);
+      const r = await verifyOne(ctx, t, b, o.jobs, repos.get(t)!, sources.get(b));
       results.push(r);
       const v = r.verification;
       ctx.out(

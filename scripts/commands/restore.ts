@@ -58,12 +58,12 @@ export const restore: Verb = {
 
 export const verifyBackups: Verb = {
   name: 'verify-backups',
-  usage: 'verify-backups [<project> [<env>]] [--all] [--backup <id>] [--dry-run] [--jobs N] [--allow-empty] | verify-backups [<project> [<env>]] --checksums [--backup <id>] [--dry-run]',
+  usage: 'verify-backups [<project> [<env>]] [--all] [--backup <id>] [--dry-run] [--offsite] [--jobs N] [--allow-empty] | verify-backups [<project> [<env>]] --checksums [--backup <id>] [--dry-run]',
   summary: 'restore backups into a scratch database, compare with what was recorded, drop it, record the result; --checksums: re-hash every stored dump against its metadata instead; exit 4 when one fails',
-  options: { all: { type: 'boolean' }, backup: { type: 'string' }, 'dry-run': { type: 'boolean' }, jobs: { type: 'string' }, 'allow-empty': { type: 'boolean' }, checksums: { type: 'boolean' } },
+  options: { all: { type: 'boolean' }, offsite: { type: 'boolean' }, backup: { type: 'string' }, 'dry-run': { type: 'boolean' }, jobs: { type: 'string' }, 'allow-empty': { type: 'boolean' }, checksums: { type: 'boolean' } },
   positionals: [0, 2],
   run: (ctx, v, [project, environment]) => withPings(ctx, 'verify-backups', async () => {
-    const r = await runVerifyBackups(ctx, { project, environment, all: !!v.all, backup: v.backup as string | undefined, dryRun: !!v['dry-run'], jobs: jobsOf(v), allowEmpty: !!v['allow-empty'], checksums: !!v.checksums });
+    const r = await runVerifyBackups(ctx, { project, environment, all: !!v.all, backup: v.backup as string | undefined, dryRun: !!v['dry-run'], jobs: jobsOf(v), allowEmpty: !!v['allow-empty'], offsite: !!v.offsite, checksums: !!v.checksums });
     return r.exitCode;
   }, { skip: !!v['dry-run'] }),
 };

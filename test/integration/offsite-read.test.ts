@@ -1,8 +1,8 @@
 /**
  * The read side of offsite copies, against the project's own local RADOS Gateway
  * (scripts/sandbox/objectstore.ts, port 7494: its own) and real tenant containers: list --offsite
- * from the bucket alone, restore --from-offsite, a damaged copy refused, the identity checked, and
- * the disaster recovery from the bucket alone.
+ * from the bucket alone, restore --from-offsite, a damaged copy refused, the identity checked,
+ * verify-backups --offsite, and the disaster recovery from the bucket alone.
  * Copies reach the bucket the real way: every backup of a target with offsite configured uploads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -163,6 +163,44 @@ describe('restore --from-offsite', () => {
         expect(r.code, r.stderr).toBe(4);
         expect(r.stderr).toContain('the copy in the bucket is damaged; refusing to use it');
       }
+      expect(await databases()).toEqual(before);
+      expect(await stagedLeft()).toEqual([]);
+    } finally {
+      await bucket.save(key, good);
+    }
+  });
+});
+
+describe('verify-backups --offsite', () => {
+  it('restores the copy into a scratch database, checks it and records the result in its metadata object in the bucket; a flipped byte fails (exit 4), recorded', async () => {
+    const { ctx } = fleet.context({ env: env() });
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const repo = new Repository(bucketOf());
+    const before = await databases();
+    const r = await fleet.cli(['verify-backups', 'acme', 'production', '--offsite', '--backup', b.meta.id], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`passed  acme/production ${b.meta.id}`);
+    const copy = (await repo.find('acme', 'production', b.meta.id))!;
+    expect(copy.meta.verification).toMatchObject({ status: 'passed', tables: Object.keys(b.meta.tables).length, rows: b.meta.total_rows });
+    expect(copy.meta.encryption?.plaintext_sha256).toBe(b.meta.sha256);
+    // The local backup's own metadata is not the one written.
+    expect((await ctx.repo.find('acme', 'production', b.meta.id))!.meta.verification).toBeNull();
+    expect(await databases()).toEqual(before);
+    // Without an identity: exit 2 before anything is read, nothing recorded.
+    const noKey = await fleet.cli(['verify-backups', 'acme', 'production', '--offsite', '--backup', b.meta.id], { env: { ...env(), PGFLEET_AGE_IDENTITY_FILE: '' } });
+    expect(noKey.code).toBe(2);
+
+    const key = copy.key;
+    const bucket = bucketOf();
+    const good = await bucket.read(key);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 3)] ^= 0x40;
+    await bucket.save(key, bad);
+    try {
+      const f = await fleet.cli(['verify-backups', 'acme', 'production', '--offsite', '--backup', b.meta.id], { env: env() });
+      expect(f.code, f.stderr).toBe(4);
+      expect(f.stdout).toContain(`FAILED  acme/production ${b.meta.id}`);
+      expect((await repo.find('acme', 'production', b.meta.id))!.meta.verification).toMatchObject({ status: 'failed', error: expect.stringContaining('damaged') });
       expect(await databases()).toEqual(before);
       expect(await stagedLeft()).toEqual([]);
     } finally {
