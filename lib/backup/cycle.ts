@@ -3,7 +3,8 @@
  * `scheduled-backup` share (ARCHITECTURE.md "The shape of a backup").
  *
  *   lock (held by another run: LockBusyError, exit 3, never waited on) → the caller's checks
- *   → the pre_backup hook (lib/backup/hooks.ts; failing: nothing dumped, exit 1) → takeBackup → what the caller records about it (a deployment manifest), before retention
+ *   → free space on backup_root against the expected size (lib/fleet/space.ts; too little:
+ *   InsufficientSpaceError, exit 1, nothing dumped) → the pre_backup hook (lib/backup/hooks.ts; failing: nothing dumped, exit 1) → takeBackup → what the caller records about it (a deployment manifest), before retention
  *   sees it → its offsite copy (when the target has offsite) → retention for that target → unlock
  *
  * Promises: retention runs only after the new backup is complete (and recorded), so it counts it
@@ -32,6 +33,7 @@ import type { Context } from '../runtime/context.js';
 import { withLock } from '../storage/lock.js';
 import type { StoredBackup } from '../storage/repository.js';
 import { backupHooks } from './hooks.js';
+import { checkSpace } from '../fleet/space.js';
 import { takeBackup, type BackupOptions } from './take.js';
 
 /** The backup is complete and kept; the retention after it failed (exit 1). */
@@ -77,6 +79,7 @@ export interface CycleOutcome<T> {
 export async function backupCycle<T = undefined>(ctx: Context, target: Target, o: CycleOptions<T>): Promise<CycleOutcome<T>> {
   return withLock(ctx.repo.lockDir(target.project, target.environment), target, o.command, async () => {
     await o.before?.();
+    await checkSpace(ctx, target);
     const hooks = backupHooks(ctx, target, o.backup);
     await hooks.pre();
     let taken: StoredBackup;

@@ -22,6 +22,7 @@ import { targetFacts } from '../fleet/metrics.js';
 import { leftoverDatabases } from '../restore/kept.js';
 import { humanSize, renderTable } from '../core/text.js';
 import { requireEnabled } from '../config/load.js';
+import { diskOutlook, type DiskOutlook } from '../fleet/space.js';
 
 export interface TargetStatus {
   project: string;
@@ -48,6 +49,8 @@ export interface StatusReport {
   now: string;
   max_backup_age_seconds: number;
   targets: TargetStatus[];
+  /** backup_root's free space against the next run's expected need (lib/fleet/space.ts); a warning, never a failure. null: not local. */
+  disk: DiskOutlook | null;
 }
 
 export function ago(seconds: number): string {
@@ -97,7 +100,8 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
       };
     }),
   );
-  const report: StatusReport = { ok: targets.every((t) => t.ok), now: now.toISOString(), max_backup_age_seconds: maxAge, targets };
+  const disk = await diskOutlook(ctx).catch(() => null);
+  const report: StatusReport = { ok: targets.every((t) => t.ok), now: now.toISOString(), max_backup_age_seconds: maxAge, targets, disk };
   if (o.json) ctx.out(JSON.stringify(report, null, 2));
   else print(ctx, report);
   return { report, exitCode: report.ok ? EXIT.OK : EXIT.FAILED };
@@ -132,5 +136,6 @@ function print(ctx: Context, r: StatusReport): void {
   for (const l of renderTable(head, rows)) ctx.out(l);
   const kept = r.targets.flatMap((t) => (t.leftover_databases ?? []).map((d) => `${t.project}/${t.environment}: ${d}`));
   if (kept.length) ctx.out(`databases kept by restores (drop each once the restore is known good: DROP DATABASE "<name>"):\n  ${kept.join('\n  ')}`);
+  if (r.disk?.warning) ctx.out(`warning: ${r.disk.warning}`);
   ctx.out(r.ok ? 'status: ok' : `status: FAIL (${r.targets.filter((t) => !t.ok).map((t) => `${t.project}/${t.environment}`).join(', ')})`);
 }

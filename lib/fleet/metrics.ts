@@ -17,6 +17,9 @@
  *   pgfleet_backup_last_size_bytes                   its stored size
  *   pgfleet_verification_last_timestamp_seconds      when the latest verification restore ran
  *   pgfleet_verification_last_success                1 if it passed, 0 if it failed or none ran
+ * and, for the platform (label backup_root; lib/fleet/space.ts):
+ *   pgfleet_backup_root_free_bytes                   free bytes on backup_root's filesystem
+ *   pgfleet_backup_root_needed_bytes                 what the next run is expected to need (alert when free < needed)
  *   pgfleet_offsite_enabled                          1 when the target has offsite configured
  *   pgfleet_offsite_last_success_timestamp_seconds   when the newest backup whose offsite copy is confirmed finished
  *   pgfleet_offsite_pending_count                    complete backups whose offsite copy is not confirmed ("offsite pending")
@@ -28,6 +31,7 @@ import type { Context } from '../runtime/context.js';
 import { writeFileAtomic } from '../core/fsutil.js';
 import type { VerificationResult } from '../formats/metadata.js';
 import type { StoredBackup } from '../storage/repository.js';
+import { diskOutlook, type DiskOutlook } from './space.js';
 
 /** What status and metrics know of a target, from its complete backups (newest first). */
 export interface TargetFacts {
@@ -68,12 +72,17 @@ const FAMILIES: [name: string, help: string, value: (t: Target, f: TargetFacts) 
 
 const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
-/** The textfile (Prometheus text exposition format 0.0.4). Pure. */
-export function renderMetrics(rows: readonly { target: Target; facts: TargetFacts }[]): string {
+/** The textfile (Prometheus text exposition format 0.0.4). Pure. `disk`: backup_root's free and needed bytes (lib/fleet/space.ts). */
+export function renderMetrics(rows: readonly { target: Target; facts: TargetFacts }[], disk: DiskOutlook | null = null): string {
   const lines: string[] = [];
   for (const [name, help, value] of FAMILIES) {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
     for (const { target, facts } of rows) lines.push(`${name}{project="${label(target.project)}",environment="${label(target.environment)}"} ${value(target, facts)}`);
+  }
+  if (disk) {
+    const root = `{backup_root="${label(disk.backup_root)}"}`;
+    lines.push('# HELP pgfleet_backup_root_free_bytes Bytes free on the filesystem of backup_root (for an unprivileged writer).', '# TYPE pgfleet_backup_root_free_bytes gauge', `pgfleet_backup_root_free_bytes${root} ${disk.free_bytes}`);
+    lines.push("# HELP pgfleet_backup_root_needed_bytes What the next run of every enabled target is expected to need (each one's previous backup x 1.5).", '# TYPE pgfleet_backup_root_needed_bytes gauge', `pgfleet_backup_root_needed_bytes${root} ${disk.needed_bytes}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -89,7 +98,7 @@ export async function writeMetrics(ctx: Pick<Context, 'config' | 'repo' | 'logge
         return { target, facts: targetFacts(complete, damaged) };
       }),
     );
-    await writeFileAtomic(file, renderMetrics(rows), 0o644);
+    await writeFileAtomic(file, renderMetrics(rows, await diskOutlook(ctx).catch(() => null)), 0o644);
     ctx.logger.debug({ file, targets: rows.length }, 'metrics written');
     return file;
   } catch (e) {
