@@ -43,11 +43,19 @@ export function parseRowCounts(out: string): Record<string, number> {
 /** Session settings that end idle sessions (9.6+, 14+), off for this session where the server has them. */
 const NO_IDLE_TIMEOUTS = `SELECT count(set_config(name, '0', false)) FROM pg_settings WHERE name IN ('idle_in_transaction_session_timeout', 'idle_session_timeout')`;
 
+/** The session's own backend (pid and start time), read when it connects. */
+const WHO_AM_I = `SELECT pid || ' ' || backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()`;
+
 /**
  * A psql kept open over stdin, for work that must share one transaction (the exported snapshot a
  * dump runs in) or that should not wait for a new `exec` and connection (the restore's steps).
  * Queries run one after another, each one's output read up to a marker line. If psql dies, every
  * pending and later query rejects with its CommandError.
+ *
+ * Killed while a query runs, it also ends its backend on the server: killing the `docker exec`
+ * client does not stop the psql inside the container, which would finish the statement and run
+ * the rest of the text it had been sent (a COMMIT included). The backend is known by pid and start
+ * time, so a pid the server has since given to another session is never ended.
  */
 export class PsqlSession {
   private buf = '';
@@ -55,8 +63,16 @@ export class PsqlSession {
   private waiting?: { marker: string; resolve: (s: string) => void; reject: (e: unknown) => void };
   private failed?: unknown;
   private tail: Promise<unknown> = Promise.resolve();
+  /** A query has been sent and its output not yet read. */
+  private busy = false;
+  private backend?: { pid: number; start: string; database: string };
+  /** Settles once a killed session's backend is ended (or known gone). */
+  ended: Promise<void> = Promise.resolve();
 
-  private constructor(private readonly proc: Spawned) {
+  private constructor(
+    private readonly proc: Spawned,
+    private readonly sh: TargetShell,
+  ) {
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (d: string) => {
       this.buf += d;
@@ -69,10 +85,15 @@ export class PsqlSession {
   }
 
   static open(sh: TargetShell, database: string, signal?: AbortSignal): PsqlSession {
-    const session = new PsqlSession(sh.spawn('psql', [...PSQL_FLAGS, ...sh.conn(database)], { interactive: true, what: 'psql', signal }));
+    const session = new PsqlSession(sh.spawn('psql', [...PSQL_FLAGS, ...sh.conn(database)], { interactive: true, what: 'psql', signal }), sh);
     // A session may wait as long as a dump or a restore runs: the server's idle timeouts must not end it.
-    session.query(NO_IDLE_TIMEOUTS).catch(() => undefined); // a failure here is the next query's
+    session.query(`${NO_IDLE_TIMEOUTS};\n${WHO_AM_I}`).then((out) => session.identify(out, database), () => undefined); // a failure here is the next query's
     return session;
+  }
+
+  private identify(out: string, database: string) {
+    const m = /^(\d+) (.+)$/m.exec(out.trim().split('\n').pop() ?? '');
+    this.backend = m ? { pid: Number(m[1]), start: m[2], database } : undefined;
   }
 
   private fail(e: unknown) {
@@ -118,7 +139,15 @@ export class PsqlSession {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     return new Promise<string>((resolve, reject) => {
-      this.waiting = { marker, resolve, reject };
+      this.busy = true;
+      this.waiting = {
+        marker,
+        resolve: (out) => {
+          this.busy = false;
+          resolve(out);
+        },
+        reject,
+      };
       const body = /\\\w+\s*$/.test(sql.trim()) ? sql.trim() : sql.trim().replace(/;?$/, ';');
       this.proc.stdin.write(`${body}\n\\echo ${marker.trim()}\n`);
       this.pump();
@@ -126,8 +155,10 @@ export class PsqlSession {
   }
 
   /** Connect the session to another database of the same server, as the same role. */
-  connect(database: string, signal?: AbortSignal): Promise<string> {
-    return this.query(`\\connect ${metaArg(database)}`, signal);
+  async connect(database: string, signal?: AbortSignal): Promise<string> {
+    const out = await this.query(`\\connect ${metaArg(database)}`, signal);
+    this.identify(await this.query(WHO_AM_I, signal), database); // a new backend
+    return out;
   }
 
   /** Quit psql and wait for it; errors if it had failed. */
@@ -138,7 +169,7 @@ export class PsqlSession {
     await this.proc.done;
   }
 
-  /** Stop it now (after a failure elsewhere). */
+  /** Stop it now (after a failure elsewhere); a query still running on the server is ended too (see `ended`). */
   kill() {
     this.failed ??= new PgfleetError('psql session closed');
     try {
@@ -147,6 +178,13 @@ export class PsqlSession {
       /* gone */
     }
     this.proc.kill();
+    const b = this.backend;
+    if (this.busy && b) {
+      this.busy = false;
+      // Not under any signal: this is the clean-up of an interrupt.
+      const sql = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ${b.pid} AND backend_start = ${literal(b.start)}::timestamptz`;
+      this.ended = psql(this.sh, b.database, sql).then(() => undefined, () => undefined);
+    }
   }
 }
 

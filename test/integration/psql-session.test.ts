@@ -132,6 +132,19 @@ describe('PsqlSession (real PostgreSQL 15 in a container)', () => {
     expect(await running('%pgfleet-test-never%')).toBe('0');
   });
 
+  it('an interrupted text that ends in COMMIT does not commit: the backend is ended, not only the exec client', async () => {
+    const s = session();
+    const ac = new AbortController();
+    const q = s.query('BEGIN; INSERT INTO items VALUES (77); SELECT pg_sleep(3) /* pgfleet-test-commit */; COMMIT', ac.signal);
+    await waitFor(async () => (await running('%pgfleet-test-commit%')) === '1');
+    ac.abort('SIGINT');
+    await expect(q).rejects.toBeInstanceOf(InterruptedError);
+    await s.ended;
+    await waitFor(async () => (await running('%pgfleet-test-commit%')) === '0');
+    await new Promise((r) => setTimeout(r, 3500)); // past the sleep: a psql left running would have committed by now
+    expect((await fleet.sql('shop', 'shop_production', 'SELECT count(*) FROM items WHERE id = 77')).trim()).toBe('0');
+  });
+
   it('a query without a signal is not cut short by an unrelated abort elsewhere (a swap must not be left half-known)', async () => {
     const s = session();
     const ac = new AbortController();
