@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What pgfleet's demo, tests and benchmark need on the machine, installed when missing (Debian):
 # podman + runc (real containers), zstd (compression), PostgreSQL 15 (server for the sandbox
-# tenants, clients), age (encryption of offsite copies), Ceph's monitor, OSD and RADOS Gateway (the
+# tenants, clients), age (encryption of offsite copies), the aws CLI (the README's recovery by hand
+# of an offsite copy, run as the offsite read test runs it), Ceph's monitor, OSD and RADOS Gateway (the
 # local S3 object store of scripts/sandbox/objectstore.ts), and the npm dependencies. Idempotent
 # and quick when everything is there.
 set -euo pipefail
@@ -11,8 +12,10 @@ need=()
 for bin in podman runc zstd; do command -v "$bin" >/dev/null 2>&1 || need+=("$bin"); done
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 [ -x /usr/lib/postgresql/15/bin/pg_dump ] || need+=(postgresql-client-15)
+command -v chromium >/dev/null 2>&1 || need+=(chromium) # the report's test (test/integration/report.test.ts) renders the page headless
 [ -x /usr/lib/postgresql/15/bin/pgbench ] || need+=(postgresql-contrib)
 command -v age >/dev/null 2>&1 || need+=(age)
+command -v aws >/dev/null 2>&1 || need+=(awscli)
 # The object store's packages, without their recommends (a full Ceph install is far larger).
 ceph=()
 for bin in ceph-mon ceph-osd radosgw ceph; do command -v "$bin" >/dev/null 2>&1 || { ceph=(ceph-mon ceph-osd radosgw ceph-common); break; }; done

@@ -2,7 +2,8 @@
  * The read side of offsite copies, against the project's own local RADOS Gateway
  * (scripts/sandbox/objectstore.ts, port 7494: its own) and real tenant containers: list --offsite
  * from the bucket alone, restore --from-offsite, a damaged copy refused, the identity checked,
- * verify-backups --offsite, and the disaster recovery from the bucket alone.
+ * verify-backups --offsite, the recovery by hand with stock tools, and the disaster recovery from
+ * the bucket alone.
  * Copies reach the bucket the real way: every backup of a target with offsite configured uploads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -206,6 +207,30 @@ describe('verify-backups --offsite', () => {
     } finally {
       await bucket.save(key, good);
     }
+  });
+});
+
+describe('recovery by hand, with stock tools only', () => {
+  it('aws s3 cp … - | age -d -i key | zstd -dc | pg_restore: the README pipeline, exactly, gives the database back', async () => {
+    const c = fleet.container('acme');
+    const { ctx } = fleet.context({ env: env() });
+    const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
+    const digest = await dataDigest(fleet.sandbox, c, 'acme_production');
+    const url = `s3://${BUCKET}/base/acme/production/database/${b.meta.id}.dump.zst.age`;
+    const stock = { ...process.env, AWS_ACCESS_KEY_ID: gw.accessKeyId, AWS_SECRET_ACCESS_KEY: gw.secretAccessKey, AWS_DEFAULT_REGION: gw.region };
+    const sh = (script: string) => fleet.runner.run(['bash', '-c', `set -euo pipefail; ${script}`], { env: stock });
+    // The copy's metadata says what to expect of the stored bytes and of the archive inside.
+    const meta = JSON.parse((await sh(`aws s3 cp "${url}.json" - --endpoint-url ${gw.endpoint}`)).stdout);
+    expect((await sh(`aws s3 cp "${url}" - --endpoint-url ${gw.endpoint} | sha256sum`)).stdout.split(' ')[0]).toBe(meta.sha256);
+    expect((await sh(`aws s3 cp "${url}" - --endpoint-url ${gw.endpoint} | age -d -i ${identity} | sha256sum`)).stdout.split(' ')[0]).toBe(meta.encryption.plaintext_sha256);
+    // Not readable without the identity: another key gets nothing.
+    const other = path.join(fleet.dir, 'stranger-identity.txt');
+    await fleet.runner.run(['age-keygen', '-o', other]);
+    await expect(sh(`aws s3 cp "${url}" - --endpoint-url ${gw.endpoint} | age -d -i ${other} > /dev/null`)).rejects.toThrow(/no identity matched/);
+    await fleet.sql('acme', 'postgres', 'CREATE DATABASE acme_by_hand');
+    await sh(`aws s3 cp "${url}" - --endpoint-url ${gw.endpoint} | age -d -i ${identity} | zstd -dc | podman exec -i ${c} pg_restore -U postgres --exit-on-error -d acme_by_hand`);
+    expect(await dataDigest(fleet.sandbox, c, 'acme_by_hand')).toEqual(digest);
+    await fleet.sql('acme', 'postgres', 'DROP DATABASE acme_by_hand');
   });
 });
 
