@@ -4,6 +4,8 @@
  *
  *   per target (lib/backup/cycle.ts): lock (held → "busy", not waited on) → takeBackup
  *     → retention for that target → unlock
+ *   then: each PITR cluster of those targets (lib/pitr/schedule.ts): WAL taken in, a base backup
+ *     where base_backup_every says it is due (a cluster's failure fails the run, named "cluster C")
  *   then: summary table · metrics textfile · webhook
  *
  * Promises: one target's failure never stops the others; retention runs only after that target's
@@ -24,6 +26,8 @@ import { notify } from '../fleet/notify.js';
 import { backupStem } from '../storage/repository.js';
 import { humanSize, renderTable } from '../core/text.js';
 import { pruneTarget } from '../fleet/prune.js';
+import { pitrClusters } from '../pitr/cluster.js';
+import { clusterLines, pitrCycle } from '../pitr/schedule.js';
 
 export interface TargetRun {
   project: string;
@@ -66,6 +70,11 @@ export async function runScheduledBackup(ctx: Context, o: { project?: string; en
   const failed = runs.filter((r) => r.result === 'failed').map((r) => `${r.project}/${r.environment}`);
   const busy = runs.filter((r) => r.result === 'busy').map((r) => `${r.project}/${r.environment}`);
   printSummary(ctx, runs, !!o.dryRun);
+  // Then the PITR clusters of these targets: WAL taken in, a base backup where due (lib/pitr/schedule.ts).
+  const clusters = await pitrCycle(o.dryRun ? dry : ctx, pitrClusters(ctx.config, targets), { dryRun: !!o.dryRun });
+  for (const l of clusterLines(clusters)) ctx.out(l);
+  failed.push(...clusters.filter((c) => c.result === 'failed').map((c) => `cluster ${c.container}`));
+  busy.push(...clusters.filter((c) => c.result === 'busy').map((c) => `cluster ${c.container}`));
   const summary = summaryLine(runs, failed, busy);
   ctx.out(summary);
   if (o.dryRun) return { targets: runs, failed, exitCode: EXIT.OK };

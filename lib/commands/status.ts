@@ -14,6 +14,9 @@
  * is older than offsite.max_age (or there is none); backups that are offsite pending are counted
  * and shown, and fail it only through that age. Read from the local metadata: status makes no
  * request to the bucket, so an endpoint that is down never makes it hang.
+ * A PITR target (database.pitr) also fails when its cluster's newest archived WAL segment is older
+ * than max_wal_age, its archiver is failing, it has no base backup or a gap (lib/pitr/status.ts);
+ * its restorable window is shown, per cluster.
  * Read-only: takes no lock, writes nothing. "Now" is ctx.clock() (PGFLEET_NOW).
  */
 import type { Context } from '../runtime/context.js';
@@ -22,6 +25,8 @@ import { targetFacts } from '../fleet/metrics.js';
 import { leftoverDatabases } from '../restore/kept.js';
 import { humanSize, renderTable } from '../core/text.js';
 import { requireEnabled } from '../config/load.js';
+import { clusterOf } from '../pitr/cluster.js';
+import { clusterStatus, type PitrStatus } from '../pitr/status.js';
 import { diskOutlook, type DiskOutlook } from '../fleet/space.js';
 
 export interface TargetStatus {
@@ -38,6 +43,8 @@ export interface TargetStatus {
   verification: { status: 'passed' | 'failed'; verified_at: string; age_seconds: number; backup_id: string; error?: string } | null;
   /** null: offsite not configured. latest: the newest backup whose offsite copy is confirmed. */
   offsite: { max_age_seconds: number; latest: { id: string; created_at: string; age_seconds: number; uploaded_at: string | null; key: string } | null; pending: number } | null;
+  /** null: no point-in-time recovery. Its cluster's archive, base backups and restorable window. */
+  pitr: PitrStatus | null;
   /** Backups that are not complete (never restored): each id and why. */
   damaged: { id: string; problem: string }[];
   /** Databases kept by restores (drop them once the restore is known good); null: could not look. */
@@ -66,9 +73,15 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
   requireEnabled(ctx.config, ctx.config.targets, { allowEmpty: o.allowEmpty, command: 'status' });
   const maxAge = ctx.config.platform.maxBackupAgeMs / 1000;
   const secondsSince = (iso: string) => (now.getTime() - Date.parse(iso)) / 1000;
+  const clusters = new Map<string, Promise<PitrStatus>>(); // one look per cluster, shared by its targets
+  const pitrOf = (t: (typeof ctx.config.targets)[number]) => {
+    const c = clusterOf(ctx.config, t);
+    if (!clusters.has(c.container)) clusters.set(c.container, clusterStatus(ctx, c, now));
+    return clusters.get(c.container)!;
+  };
   const targets = await Promise.all(
     ctx.config.targets.map(async (t): Promise<TargetStatus> => {
-      const [survey, leftovers] = await Promise.all([ctx.repo.survey(t.project, t.environment, now), leftoverDatabases(ctx, t).catch(() => null)]);
+      const [survey, leftovers, pitr] = await Promise.all([ctx.repo.survey(t.project, t.environment, now), leftoverDatabases(ctx, t).catch(() => null), t.pitr ? pitrOf(t) : null]);
       const f = targetFacts(survey.complete, survey.damaged);
       const problems: string[] = [];
       const damaged = survey.damaged.map((d) => ({ id: d.id, problem: d.problem }));
@@ -82,6 +95,7 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
       if (offsite && !offsite.latest) problems.push(`no confirmed offsite copy${offsite.pending ? ` (${offsite.pending} pending)` : ''}`);
       else if (offsite?.latest && offsite.latest.age_seconds > offsite.max_age_seconds)
         problems.push(`newest offsite copy is ${ago(offsite.latest.age_seconds)} old (offsite.max_age ${ago(offsite.max_age_seconds)})${offsite.pending ? `, ${offsite.pending} pending` : ''}`);
+      if (pitr) problems.push(...pitr.problems.map((p) => `pitr: ${p}`));
       const prev = f.previous?.meta.size_bytes ?? null;
       return {
         project: t.project,
@@ -96,6 +110,7 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
         verification: v && { status: v.status, verified_at: v.verified_at, age_seconds: Math.round(secondsSince(v.verified_at)), backup_id: v.backup_id, ...(v.error ? { error: v.error } : {}) },
         leftover_databases: leftovers,
         offsite,
+        pitr,
         damaged,
       };
     }),
@@ -121,7 +136,8 @@ function offsiteCell(t: TargetStatus): string {
 
 function print(ctx: Context, r: StatusReport): void {
   const withOffsite = r.targets.some((t) => t.offsite);
-  const head = ['TARGET', 'STATE', 'LATEST BACKUP', 'AGE', 'SIZE', 'VS PREVIOUS', 'VERIFIED', ...(withOffsite ? ['OFFSITE'] : []), 'PROBLEMS'];
+  const withPitr = r.targets.some((t) => t.pitr);
+  const head = ['TARGET', 'STATE', 'LATEST BACKUP', 'AGE', 'SIZE', 'VS PREVIOUS', 'VERIFIED', ...(withOffsite ? ['OFFSITE'] : []), ...(withPitr ? ['PITR'] : []), 'PROBLEMS'];
   const rows = r.targets.map((t) => [
     `${t.project}/${t.environment}`,
     !t.enabled ? 'disabled' : t.ok ? 'OK' : 'FAIL',
@@ -131,9 +147,12 @@ function print(ctx: Context, r: StatusReport): void {
     t.size_change === null ? '-' : `${t.size_change >= 0 ? '+' : ''}${(t.size_change * 100).toFixed(1)}%`,
     t.verification ? `${t.verification.status} ${ago(t.verification.age_seconds)} ago` : 'never',
     ...(withOffsite ? [offsiteCell(t)] : []),
+    ...(withPitr ? [t.pitr ? `WAL ${t.pitr.newest_segment ? ago(t.pitr.newest_segment.age_seconds) : 'none'}, base ${t.pitr.newest_base_backup ? ago(t.pitr.newest_base_backup.age_seconds) : 'none'}` : '-'] : []),
     t.problems.join('; '),
   ]);
   for (const l of renderTable(head, rows)) ctx.out(l);
+  const windows = new Map(r.targets.flatMap((t) => (t.pitr ? [[t.pitr.container, t.pitr.window] as const] : [])));
+  for (const [c, w] of windows) ctx.out(`restorable window of cluster ${c}: ${w ? `${w.from} … ${w.to}` : 'none (no base backup)'}`);
   const kept = r.targets.flatMap((t) => (t.leftover_databases ?? []).map((d) => `${t.project}/${t.environment}: ${d}`));
   if (kept.length) ctx.out(`databases kept by restores (drop each once the restore is known good: DROP DATABASE "<name>"):\n  ${kept.join('\n  ')}`);
   if (r.disk?.warning) ctx.out(`warning: ${r.disk.warning}`);

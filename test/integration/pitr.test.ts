@@ -178,4 +178,38 @@ describe('point-in-time recovery (real PostgreSQL 15 archiving WAL)', () => {
       rmSync(root, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('status shows the restorable window and the ages; stale archiving fails it; scheduled-backup takes the WAL in and a base backup when due', async () => {
+    const seg = await landOne(); // waiting in the landing directory (with those the base backup switched out): status counts them, read-only
+    const waiting = readdirSync(landing).filter((n) => SEG.test(n)).length;
+    const st = await fleet.cli(['status', '--json']);
+    const report = JSON.parse(st.stdout) as { targets: { project: string; problems: string[]; pitr: Record<string, any> | null }[] };
+    const acme = report.targets.find((t) => t.project === 'acme')!;
+    expect(acme.pitr).toMatchObject({ container: good, max_wal_age_seconds: 300, waiting, base_backups: 1, newest_segment: { name: seg }, archiver: { failing: false }, problems: [] });
+    expect(acme.pitr!.newest_segment.age_seconds).toBeLessThan(60);
+    expect(acme.pitr!.window.from).toBe(acme.pitr!.newest_base_backup.finished_at);
+    expect(acme.pitr!.window.to >= acme.pitr!.window.from).toBe(true);
+    expect(acme.problems.filter((p) => p.startsWith('pitr:'))).toEqual([]);
+    expect(report.targets.find((t) => t.project === 'beta')!.pitr).toEqual(acme.pitr); // one cluster, one answer
+    expect(readdirSync(landing)).toContain(seg); // status took nothing in
+    const table = await fleet.cli(['status']);
+    expect(table.stdout).toMatch(new RegExp(`restorable window of cluster ${good}: \\S+ … \\S+`));
+    // Ten minutes on: archiving is stale (max_wal_age 5m) and status fails for it.
+    const later = new Date(Date.now() + 600_000).toISOString();
+    const stale = await fleet.cli(['status', '--json'], { env: { PGFLEET_NOW: later } });
+    expect(stale.code).toBe(1);
+    const sp = (JSON.parse(stale.stdout) as typeof report).targets.find((t) => t.project === 'acme')!.problems;
+    expect(sp).toEqual(expect.arrayContaining([expect.stringMatching(/^pitr: newest archived WAL segment [0-9A-F]{24} is \d+s old \(max_wal_age 300s\): archiving is stale/)]));
+    // scheduled-backup: the dumps, then the cluster: the waiting WAL taken in, no base backup due yet…
+    const sb = await fleet.cli(['scheduled-backup', '--project', 'acme']);
+    expect(sb.code, sb.stdout + sb.stderr).toBe(0);
+    const taken = new RegExp(`cluster ${good}: OK: (\\d+) WAL file\\(s\\) taken in, no base backup due`).exec(sb.stdout);
+    expect(Number(taken?.[1]), sb.stdout).toBeGreaterThanOrEqual(waiting + 1); // the segments, the base backup's .backup file (and any archive_timeout switched out since)
+    expect(readdirSync(landing).filter((n) => SEG.test(n))).toEqual([]);
+    // …and two days on, one is due and taken.
+    const due = await fleet.cli(['scheduled-backup', '--project', 'beta'], { env: { PGFLEET_NOW: new Date(Date.now() + 2 * 86_400_000).toISOString() } });
+    expect(due.code, due.stdout + due.stderr).toBe(0);
+    expect(due.stdout).toMatch(new RegExp(`cluster ${good}: OK: 0 WAL file\\(s\\) taken in, base backup base_\\d{8}_\\d{6}Z \\(`));
+    expect((await archive().baseBackups()).items).toHaveLength(2);
+  }, 240_000);
 });

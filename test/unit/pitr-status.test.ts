@@ -1,0 +1,40 @@
+// status's view of a cluster's PITR: staleness, failures, the restorable window, gaps.
+import { describe, expect, it } from 'vitest';
+import type { BaseBackupMetadata } from '../../lib/formats/pitr.js';
+import { pitrFacts, type Segment } from '../../lib/pitr/status.js';
+
+const now = new Date('2026-03-01T12:00:00Z');
+const seg = (n: number, at: string): Segment => ({ name: `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, '0')}`, archivedAt: at, size: 16 << 20 });
+const base = (id: string, start: string, finished: string): BaseBackupMetadata => ({
+  format_version: 1, id, container: 'pg', file: `${id}.tar.zst`, size_bytes: 1, sha256: '0'.repeat(64), compression: { algorithm: 'zstd', level: 3 },
+  started_at: finished, finished_at: finished, start_lsn: start, stop_lsn: start, timeline: 1, server_version_num: 150000, server_version: '15', databases: [], pg_basebackup_version: '15', pgfleet_version: '0',
+});
+const ok = { failed_count: 0, last_failed_wal: null, last_failed_time: null, last_archived_time: '2026-03-01T11:59:00Z' };
+const facts = (o: Partial<Parameters<typeof pitrFacts>[0]>) => pitrFacts({ container: 'pg', maxWalAgeMs: 300_000, now, segments: [], waiting: 0, bases: [], archiver: ok, problems: [], ...o });
+
+describe('pitrFacts', () => {
+  it('healthy: the window runs from the oldest base backup to the newest segment reachable from it', () => {
+    const f = facts({ segments: [seg(1, '2026-03-01T09:00:00Z'), seg(2, '2026-03-01T10:00:00Z'), seg(3, '2026-03-01T11:00:00Z'), seg(4, '2026-03-01T11:58:00Z')], bases: [base('base_20260301_100000Z', '0/2000028', '2026-03-01T10:00:05Z'), base('base_20260301_110000Z', '0/3000028', '2026-03-01T11:00:05Z')] });
+    expect(f.problems).toEqual([]);
+    expect(f.window).toEqual({ from: '2026-03-01T10:00:05Z', to: '2026-03-01T11:58:00Z' });
+    expect(f.newest_segment).toMatchObject({ name: '000000010000000000000004', age_seconds: 120 });
+    expect(f.newest_base_backup).toMatchObject({ id: 'base_20260301_110000Z', age_seconds: 3595 });
+  });
+
+  it('stale archiving, a failing archiver and no base backup each fail it', () => {
+    const f = facts({ segments: [seg(1, '2026-03-01T11:50:00Z')], archiver: { ...ok, failed_count: 3, last_failed_wal: '000000010000000000000002', last_failed_time: '2026-03-01T11:59:30Z' } });
+    expect(f.problems).toEqual([
+      expect.stringMatching(/newest archived WAL segment 000000010000000000000001 is 600s old \(max_wal_age 300s\): archiving is stale/),
+      expect.stringMatching(/the archiver is failing: last failure for 000000010000000000000002/),
+      expect.stringMatching(/no base backup/),
+    ]);
+    expect(f.window).toBeNull();
+    expect(facts({}).problems).toContain('no WAL archived yet');
+  });
+
+  it('a gap after the base backup ends the window there and fails it', () => {
+    const f = facts({ segments: [seg(2, '2026-03-01T10:00:00Z'), seg(3, '2026-03-01T11:00:00Z'), seg(5, '2026-03-01T11:58:00Z')], bases: [base('base_20260301_100000Z', '0/2000028', '2026-03-01T10:00:05Z')] });
+    expect(f.window).toEqual({ from: '2026-03-01T10:00:05Z', to: '2026-03-01T11:00:00Z' });
+    expect(f.problems).toEqual([expect.stringMatching(/gap after base backup base_20260301_100000Z: 000000010000000000000004 missing/)]);
+  });
+});
