@@ -3,7 +3,7 @@
  * after an outage), per target with offsite configured, under its lock (lib/offsite/sync.ts).
  *
  *   select the targets with offsite → per target, under its lock: plan, upload each pending
- *   backup, abort day-old unfinished uploads → one line per target and per backup → metrics
+ *   backup, abort the unfinished uploads interrupted runs left → one line per target and per backup → metrics
  *
  * Idempotent: a second run finds nothing pending. A dry run takes no lock and writes nothing
  * (local and bucket stores read-only): it lists what would be uploaded. Exit 0 when every pending
@@ -59,5 +59,5 @@ function print(ctx: Context, r: TargetSync): void {
     const what = r.dryRun ? (i.action === 'upload' ? 'upload' : 'mark uploaded (already there)') : i.status === 'pending' ? `FAILED: ${i.error}` : i.action === 'upload' ? 'uploaded' : 'already there, marked uploaded';
     ctx.out(`  ${i.id}  ${what}`);
   }
-  for (const k of r.abandoned) ctx.out(`  ${r.dryRun ? 'abort' : 'aborted'}  unfinished upload of ${k} (older than a day)`);
+  for (const k of r.abandoned) ctx.out(`  ${r.dryRun ? 'abort' : 'aborted'}  unfinished upload of ${k}`);
 }

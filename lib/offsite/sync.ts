@@ -1,7 +1,9 @@
 /**
  * Catching one target's offsite copies up (`offsite sync`): every complete local backup that is
  * "offsite pending" (its local metadata says `offsite.status: pending`) gets its copy, and the
- * multipart uploads interrupted runs left in the bucket more than a day ago are aborted.
+ * multipart uploads interrupted runs left under the target's keys are aborted (every upload of a
+ * target runs under its lock, which sync holds: an unfinished one is no live run's; a dry run,
+ * which takes no lock, lists only those older than a day).
  *
  *   the local backups → the bucket's copies (one listing) → plan: upload / already there
  *   → each upload (lib/offsite/copy.ts) → the day-old unfinished uploads aborted
@@ -43,7 +45,7 @@ export interface TargetSync {
   dryRun: boolean;
   location: string;
   items: SyncItem[];
-  /** Unfinished multipart uploads older than a day: aborted (or, in a dry run, that would be). */
+  /** Unfinished multipart uploads of the target: aborted (in a dry run: those older than a day, that would be). */
   abandoned: string[];
 }
 
@@ -65,7 +67,7 @@ export async function syncTarget(ctx: Context, target: Target, o: { bucket?: S3S
   const store: Store = dryRun ? readOnly(s3) : s3;
   const steps = await plan(ctx.repo, new Repository(store), target);
   const prefix = `${target.project}/${target.environment}/`;
-  const abandoned = await store.abandoned(prefix, new Date(ctx.clock().getTime() - ABANDONED_AGE_MS));
+  const abandoned = await store.abandoned(prefix, dryRun ? new Date(Date.now() - ABANDONED_AGE_MS) : new Date());
   const result: TargetSync = { project: target.project, environment: target.environment, dryRun, location: s3.location, items: steps.map(({ b, action }) => ({ id: b.meta.id, action })), abandoned: abandoned.map((a) => a.key) };
   if (dryRun) return result;
   for (const [i, { b, action }] of steps.entries()) {

@@ -170,19 +170,42 @@ describe('SIGTERM mid-upload', () => {
   }, 180_000);
 });
 
+describe('endpoint killed mid-upload', () => {
+  it('the backup completes locally, pending, in bounded time; the unfinished upload stays for sync', async () => {
+    expect(await uploads(bucket)).toBe(0);
+    const run = startCli(fleet, ['backup', 'acme', 'staging'], { env: gw.env() });
+    await waitFor('a multipart upload in the bucket', async () => (await uploads(bucket)) > 0, 120_000, 20);
+    await gw.killGateway();
+    let r;
+    try {
+      r = await run.done;
+    } finally {
+      await gw.startGateway();
+    }
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.ms).toBeLessThan(120_000);
+    const local = (await new Repository(fleet.backupRoot).list('acme', 'staging'))[0]!;
+    expect(r.stdout.trim().split('\n').at(-1)).toBe(local.path);
+    expect(local.meta.offsite).toMatchObject({ status: 'pending', error: expect.stringMatching(/cannot reach|no answer|ECONNRESET|socket/i) });
+    expect(jsonLines(r.stderr).some((l) => l.level === 40 && String(l.msg).includes('offsite pending'))).toBe(true);
+    expect(await bucket.stat(`acme/staging/database/${local.meta.id}.dump.zst.age.json`)).toBeNull();
+    expect(await uploads(bucket)).toBeGreaterThan(0); // the abort could not reach the gateway either
+  }, 240_000);
+});
+
 describe('offsite sync', () => {
   const pendingIds = async (env: string) => (await new Repository(fleet.backupRoot).list('acme', env)).filter((b) => b.meta.offsite?.status === 'pending').map((b) => b.meta.id);
 
   it('--dry-run lists what is pending and writes nothing; then sync uploads it all; a second run finds nothing; idempotent', async () => {
     const pending = [...(await pendingIds('production')), ...(await pendingIds('staging'))];
-    expect(pending.length).toBeGreaterThanOrEqual(4); // the three failed uploads and the interrupted one
+    expect(pending.length).toBeGreaterThanOrEqual(5); // the three failed uploads, the interrupted one, the endpoint killed
     const localBefore = fileDigests(fleet.backupRoot);
     const bucketBefore = (await bucket.list('acme/')).map((o) => `${o.key} ${o.size}`);
 
     const dry = await runCli(fleet, ['offsite', 'sync', '--dry-run'], { env: gw.env() });
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/^acme\/production: would upload 3, already there 0 \(dry run\) → s3:\/\/pgfleet-write\/base$/m);
-    expect(dry.stdout).toMatch(/^acme\/staging: would upload 1, already there 0 \(dry run\)/m);
+    expect(dry.stdout).toMatch(/^acme\/staging: would upload 2, already there 0 \(dry run\)/m);
     for (const id of pending) expect(dry.stdout).toContain(`  ${id}  upload`);
     expect(fileDigests(fleet.backupRoot)).toEqual(localBefore);
     expect((await bucket.list('acme/')).map((o) => `${o.key} ${o.size}`)).toEqual(bucketBefore);
@@ -190,7 +213,8 @@ describe('offsite sync', () => {
     const r = await runCli(fleet, ['offsite', 'sync'], { env: gw.env() });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^acme\/production: uploaded 3, already there 0 →/m);
-    expect(r.stdout).toMatch(/^acme\/staging: uploaded 1, already there 0 →/m);
+    expect(r.stdout).toMatch(/^acme\/staging: uploaded 2, already there 0 →/m);
+    expect(r.stdout).toMatch(/^  aborted  unfinished upload of acme\/staging\/database\/db_\S+\.dump\.zst\.age$/m);
     expect(await pendingIds('production')).toEqual([]);
     expect(await pendingIds('staging')).toEqual([]);
     const copies = new Repository(bucket);
