@@ -62,6 +62,8 @@ export interface Target {
   user?: string;
   /** Absent: reached directly with DATABASE_URL. */
   container?: string;
+  /** Where its container CLI calls go (database.container_host, else platform.container_host); absent: the CLI's default. */
+  containerHost?: string;
   appContainers: string[];
   /** Argv arrays (database.hooks); timeout_ms bounds each (default 10m). */
   hooks: { rollback?: string[]; pre_backup?: string[]; post_backup?: string[]; timeout_ms: number };
@@ -79,6 +81,8 @@ export interface Target {
 export interface PlatformSettings {
   backupRoot: string;
   containerCli: 'docker' | 'podman';
+  /** platform.container_host: where container CLI calls go unless a project says otherwise. */
+  containerHost?: string;
   concurrency: number;
   maxBackupAgeMs: number;
   verifyContainer?: string;
@@ -282,6 +286,7 @@ function resolvePlatform(p: PlatformConfig | undefined, env: NodeJS.ProcessEnv, 
   return {
     backupRoot: path.resolve(dir, root),
     containerCli: cli,
+    containerHost: p?.container_host,
     concurrency: p?.concurrency ?? DEFAULTS.concurrency,
     maxBackupAgeMs,
     verifyContainer: p?.verify?.container,
@@ -320,6 +325,7 @@ function resolveTargets(data: z.infer<typeof ProjectsFile>, dir: string): Target
         database,
         user: db.user,
         container: db.container,
+        containerHost: db.container_host ?? data.platform?.container_host,
         appContainers: db.app_containers?.[environment] ?? [],
         hooks: { rollback: db.hooks?.rollback, pre_backup: db.hooks?.pre_backup, post_backup: db.hooks?.post_backup, timeout_ms: parseDuration(db.hooks?.timeout ?? DEFAULTS.hook_timeout) },
         envFile: path.join(dir, 'configs', project, `.env.${environment}`),

@@ -64,9 +64,17 @@ export const Encryption = z.strictObject({
   age_recipients: z.array(ageRecipient).min(1, { message: 'at least one age public key' }),
 });
 
+/** A Docker context name, or a container API URL (unix://, ssh://, tcp://, npipe://). */
+export const containerHost = z
+  .string()
+  .regex(/^(?:[a-zA-Z0-9][a-zA-Z0-9_.+-]{0,127}|(?:unix|ssh|tcp|npipe|http|https):\/\/[^\s]+)$/, { message: 'expected a Docker context name or a unix://, ssh://, tcp:// URL' })
+  .refine((s) => !/^[a-z]+:\/\/[^/@]*:[^/@]*@/i.test(s), { message: 'no password in container_host (use an SSH key or the CLI\'s own TLS settings)' });
+
 export const Platform = z.strictObject({
   backup_root: z.string().min(1).optional(),
   container_cli: z.enum(['docker', 'podman']).optional(),
+  /** Where container CLI calls go by default (a project's database.container_host overrides it). */
+  container_host: containerHost.optional(),
   concurrency: z.number().int().min(1).max(64).optional(),
   max_backup_age: duration.optional(),
   backup: PlatformBackup.optional(),
@@ -105,6 +113,8 @@ export const DatabasePitr = z.strictObject({
 export const Database = z.strictObject({
   type: z.literal('postgresql'),
   container: containerName.optional(),
+  /** The Docker host this project's containers run on (else platform.container_host). */
+  container_host: containerHost.optional(),
   databases: z.record(segmentName('environment name'), pgIdent('database name')).refine((m) => Object.keys(m).length > 0, {
     message: 'at least one environment is needed',
   }),

@@ -8,12 +8,56 @@ import { CommandError, EXIT, PgfleetError, type TargetRef } from '../core/errors
 import type { RunOptions, RunResult, Runner, Spawned } from './runner.js';
 import { credentialSecrets } from '../core/redact.js';
 
-/** The container CLI: inspect, start, stop. Its failures are CommandErrors with `program` docker or podman. */
+/**
+ * Where a container CLI call goes (platform.container_host / database.container_host): a Docker
+ * context name, or an API URL (unix://, ssh://, tcp://…). For docker a name is `--context NAME`
+ * and a URL is DOCKER_HOST in the child's environment (DOCKER_CONTEXT cleared); for podman a name
+ * is `--connection NAME` and a URL is `--url URL` (both put podman in remote mode). Unset: the
+ * CLI's own default (its environment, its current context).
+ */
+export function hostInvocation(cli: 'docker' | 'podman', host: string | undefined): { flags: string[]; env: Record<string, string | undefined> } {
+  if (!host) return { flags: [], env: {} };
+  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(host);
+  if (cli === 'docker') return url ? { flags: [], env: { DOCKER_HOST: host, DOCKER_CONTEXT: undefined } } : { flags: ['--context', host], env: {} };
+  return { flags: url ? ['--url', host] : ['--connection', host], env: {} };
+}
+
+/** "on ssh://db-b" / "on context prod-b", for messages; '' for the default. */
+export function hostText(host: string | undefined): string {
+  return !host ? '' : /^[a-z][a-z0-9+.-]*:\/\//i.test(host) ? ` on ${host}` : ` on context ${host}`;
+}
+
+/**
+ * The container CLI: inspect, start, stop. Its failures are CommandErrors with `program` docker or
+ * podman. Every call goes to the host of the target it is for (`hostOf(ref)`, else `platformHost`).
+ */
 export class ContainerCli {
   constructor(
     readonly runner: Runner,
     readonly cli: 'docker' | 'podman',
+    private readonly hosts: { platform?: string; of?: (ref: TargetRef) => string | undefined } = {},
   ) {}
+
+  /** The container host of a target (its project's, else the platform's), or the platform's for none. */
+  hostOf(ref?: TargetRef): string | undefined {
+    return (ref && this.hosts.of?.(ref)) ?? this.hosts.platform;
+  }
+
+  /** The platform's own container host (platform.verify.container is reached there). */
+  get platformHost(): string | undefined {
+    return this.hosts.platform;
+  }
+
+  /** argv and environment of `cli [host flags] ...args` for the target's host. */
+  command(args: readonly string[], ref?: TargetRef, host = this.hostOf(ref)): { argv: string[]; env: Record<string, string | undefined> } {
+    const h = hostInvocation(this.cli, host);
+    return { argv: [this.cli, ...h.flags, ...args], env: h.env };
+  }
+
+  private call(args: readonly string[], target: TargetRef | undefined, what: string, role: RunOptions['role']): Promise<RunResult> {
+    const { argv, env } = this.command(args, target);
+    return this.runner.run(argv, { target, what, role, env });
+  }
 
   /**
    * true/false for an existing container; null when there is no such container.
@@ -26,7 +70,7 @@ export class ContainerCli {
    */
   async isRunning(name: string, target?: TargetRef): Promise<boolean | null> {
     try {
-      const r = await this.runner.run([this.cli, 'container', 'inspect', '--format', '{{.State.Running}}', name], { target, what: `${this.cli} inspect`, role: 'inspect' });
+      const r = await this.call(['container', 'inspect', '--format', '{{.State.Running}}', name], target, `${this.cli} inspect`, 'inspect');
       return r.stdout.trim() === 'true';
     } catch (e) {
       if (!(e instanceof CommandError)) throw e;
@@ -37,7 +81,7 @@ export class ContainerCli {
 
   /** Whether a container of this name, or whose id starts with it, exists (running or not). Throws CommandError when the CLI fails. */
   async exists(name: string, target?: TargetRef): Promise<boolean> {
-    const r = await this.runner.run([this.cli, 'container', 'ls', '--all', '--no-trunc', '--format', '{{.ID}}\t{{.Names}}'], { target, what: `${this.cli} container ls`, role: 'inspect' });
+    const r = await this.call(['container', 'ls', '--all', '--no-trunc', '--format', '{{.ID}}\t{{.Names}}'], target, `${this.cli} container ls`, 'inspect');
     return r.stdout.split('\n').some((line) => {
       const [id = '', names = ''] = line.trim().split('\t');
       return names.split(',').includes(name) || (id !== '' && id.startsWith(name));
@@ -51,21 +95,22 @@ export class ContainerCli {
   async requireRunning(name: string, target: TargetRef): Promise<void> {
     const running = await this.isRunning(name, target);
     const where = `${target.project}/${target.environment}`;
-    if (running === null) throw new PgfleetError(`${where}: container "${name}" does not exist (${this.cli} lists none of that name)`, EXIT.FAILED, target);
-    if (!running) throw new PgfleetError(`${where}: container "${name}" is not running`, EXIT.FAILED, target);
+    const on = hostText(this.hostOf(target));
+    if (running === null) throw new PgfleetError(`${where}: container "${name}" does not exist${on} (${this.cli} lists none of that name)`, EXIT.FAILED, target);
+    if (!running) throw new PgfleetError(`${where}: container "${name}" is not running${on}`, EXIT.FAILED, target);
   }
 
   async image(name: string, target?: TargetRef): Promise<string> {
-    const r = await this.runner.run([this.cli, 'container', 'inspect', '--format', '{{.Config.Image}}', name], { target, what: `${this.cli} inspect`, role: 'inspect' });
+    const r = await this.call(['container', 'inspect', '--format', '{{.Config.Image}}', name], target, `${this.cli} inspect`, 'inspect');
     return r.stdout.trim();
   }
 
   async start(name: string, target?: TargetRef): Promise<void> {
-    await this.runner.run([this.cli, 'start', name], { target, what: `${this.cli} start`, role: 'start' });
+    await this.call(['start', name], target, `${this.cli} start`, 'start');
   }
 
   async stop(name: string, target?: TargetRef, timeoutSeconds = 10): Promise<void> {
-    await this.runner.run([this.cli, 'stop', '-t', String(timeoutSeconds), name], { target, what: `${this.cli} stop`, role: 'stop' });
+    await this.call(['stop', '-t', String(timeoutSeconds), name], target, `${this.cli} stop`, 'stop');
   }
 }
 
@@ -148,9 +193,14 @@ export class TargetShell {
     return this.containerOverride ?? this.target.container;
   }
 
+  /** The container host this shell's calls go to: the target's, or the platform's for a container override (platform.verify.container). */
+  get host(): string | undefined {
+    return this.containerOverride ? this.cli.platformHost : this.cli.hostOf(this.ref);
+  }
+
   /** Where the database is reached, for messages. */
   get where(): string {
-    return this.container ? `container ${this.container}` : 'DATABASE_URL';
+    return this.container ? `container ${this.container}${hostText(this.host)}` : 'DATABASE_URL';
   }
 
   /** -U user -d db (the user from config; with DATABASE_URL its user unless config names one). */
@@ -161,13 +211,13 @@ export class TargetShell {
   argv(program: string, args: readonly string[], interactive: boolean): string[] {
     if (!this.container) return [program, ...args];
     const envFlags = Object.keys(this.env).flatMap((k) => ['-e', k]);
-    return [this.cli.cli, 'exec', ...(interactive ? ['-i'] : []), ...envFlags, this.container, program, ...args];
+    return this.cli.command(['exec', ...(interactive ? ['-i'] : []), ...envFlags, this.container, program, ...args], this.ref, this.host).argv;
   }
 
   private opts(o: RunOptions, program: string): RunOptions {
     return {
       ...o,
-      env: { ...this.env, ...o.env },
+      env: { ...this.env, ...(this.container ? this.cli.command([], this.ref, this.host).env : {}), ...o.env },
       secrets: [...this.secrets, ...(o.secrets ?? [])],
       target: this.ref,
       what: o.what ?? program,

@@ -52,7 +52,8 @@ export function defaultDeps(over: Partial<Deps> = {}): Deps {
 
 export function contextFor(configFile: string, deps: Deps): Context {
   const config = loadConfig(configFile, deps.env);
-  const containers = new ContainerCli(deps.runner, config.platform.containerCli);
+  const hostOf = new Map(config.targets.map((t) => [`${t.project}/${t.environment}`, t.containerHost]));
+  const containers = new ContainerCli(deps.runner, config.platform.containerCli, { platform: config.platform.containerHost, of: (r) => hostOf.get(`${r.project}/${r.environment}`) });
   const secrets = new Secrets(config, deps.env);
   return {
     ...deps,
