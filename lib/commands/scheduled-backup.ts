@@ -39,6 +39,8 @@ export interface TargetRun {
   duration_ms: number;
   /** Backups retention removed after this one (or would remove, in a dry run). */
   removed?: string[];
+  /** The new backup's offsite copy: uploaded, pending (its upload failed; the backup is ok), or null without offsite. */
+  offsite?: 'uploaded' | 'pending' | null;
   error?: string;
 }
 
@@ -93,8 +95,8 @@ async function backupTarget(ctx: Context, t: Target): Promise<TargetRun> {
   const ms = () => Math.round(performance.now() - t0);
   try {
     // No progress lines: those of parallel dumps would interleave.
-    const { backup: b, removed, retentionError } = await backupCycle(ctx, t, { command: 'scheduled-backup', backup: { type: 'scheduled' }, progress: false });
-    const done: TargetRun = { ...base, result: 'ok', id: b.meta.id, path: b.path, size_bytes: b.meta.size_bytes, duration_ms: ms(), removed };
+    const { backup: b, removed, retentionError, offsite } = await backupCycle(ctx, t, { command: 'scheduled-backup', backup: { type: 'scheduled' }, progress: false });
+    const done: TargetRun = { ...base, result: 'ok', id: b.meta.id, path: b.path, size_bytes: b.meta.size_bytes, duration_ms: ms(), removed, offsite: offsite?.state.status ?? null };
     // The backup is good; retention failing must still be seen (the cycle's rule: the run fails).
     return retentionError ? { ...done, result: 'failed', error: retentionError.reason } : done;
   } catch (e) {
@@ -148,7 +150,7 @@ function printSummary(ctx: Context, runs: TargetRun[], dryRun: boolean): void {
           r.result.toUpperCase(),
           r.size_bytes !== undefined ? humanSize(r.size_bytes) : '-',
           `${(r.duration_ms / 1000).toFixed(1)} s`,
-          r.error ?? `${r.id}${r.removed?.length ? ` (retention removed ${r.removed.length})` : ''}`,
+          r.error ?? `${r.id}${r.removed?.length ? ` (retention removed ${r.removed.length})` : ''}${r.offsite === 'pending' ? ' (offsite pending)' : ''}`,
         ],
   );
   for (const l of renderTable(head, rows)) ctx.out(l);

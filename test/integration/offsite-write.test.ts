@@ -144,6 +144,14 @@ describe('a failed upload: the local backup complete, nothing complete-looking i
     expect(await bucket.stat(`acme/production/database/${b.meta.id}.dump.zst.age`)).toBeNull();
   });
 
+  it('scheduled-backup: the target is ok, its row says offsite pending, exit 0', async () => {
+    const r = await runCli(fleet, ['scheduled-backup', '--project', 'acme', '--env', 'production'], { env: { ...gw.env(), AWS_SECRET_ACCESS_KEY: 'wrong-secret-Zq81x' } });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^acme\/production\s+OK\s+.*db_\S+ \(offsite pending\)$/m);
+    expect(r.stdout).toContain('1 target(s): 1 ok');
+    expect(r.stdout + r.stderr).not.toContain('wrong-secret-Zq81x');
+  });
+
   it('missing bucket: pending, naming the bucket', async () => {
     offsiteConfig({ url: 's3://pgfleet-no-such-bucket/base' });
     try {
@@ -198,13 +206,13 @@ describe('offsite sync', () => {
 
   it('--dry-run lists what is pending and writes nothing; then sync uploads it all; a second run finds nothing; idempotent', async () => {
     const pending = [...(await pendingIds('production')), ...(await pendingIds('staging'))];
-    expect(pending.length).toBeGreaterThanOrEqual(5); // the three failed uploads, the interrupted one, the endpoint killed
+    expect(pending.length).toBe(6); // the four failed uploads, the interrupted one, the endpoint killed
     const localBefore = fileDigests(fleet.backupRoot);
     const bucketBefore = (await bucket.list('acme/')).map((o) => `${o.key} ${o.size}`);
 
     const dry = await runCli(fleet, ['offsite', 'sync', '--dry-run'], { env: gw.env() });
     expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toMatch(/^acme\/production: would upload 3, already there 0 \(dry run\) → s3:\/\/pgfleet-write\/base$/m);
+    expect(dry.stdout).toMatch(/^acme\/production: would upload 4, already there 0 \(dry run\) → s3:\/\/pgfleet-write\/base$/m);
     expect(dry.stdout).toMatch(/^acme\/staging: would upload 2, already there 0 \(dry run\)/m);
     for (const id of pending) expect(dry.stdout).toContain(`  ${id}  upload`);
     expect(fileDigests(fleet.backupRoot)).toEqual(localBefore);
@@ -212,7 +220,7 @@ describe('offsite sync', () => {
 
     const r = await runCli(fleet, ['offsite', 'sync'], { env: gw.env() });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^acme\/production: uploaded 3, already there 0 →/m);
+    expect(r.stdout).toMatch(/^acme\/production: uploaded 4, already there 0 →/m);
     expect(r.stdout).toMatch(/^acme\/staging: uploaded 2, already there 0 →/m);
     expect(r.stdout).toMatch(/^  aborted  unfinished upload of acme\/staging\/database\/db_\S+\.dump\.zst\.age$/m);
     expect(await pendingIds('production')).toEqual([]);
