@@ -2,9 +2,11 @@
 /**
  * `npm run demo`: a demo platform of real tenant containers (podman, PostgreSQL 15 with sample
  * data), its projects.yml, then pgfleet's nightly job over all of it, the resulting list, the
- * weekly verification restores and the monitoring status.
- * Everything lives in .demo/ and in containers named pgfleet-demo-*; `npm run demo -- --clean`
- * removes them.
+ * weekly verification restores and the monitoring status; then offsite copies: a local object store
+ * (scripts/sandbox/objectstore.ts, a real S3 API) receives every backup encrypted with age, and a
+ * tenant whose backups and database are gone comes back from the bucket alone.
+ * Everything lives in .demo/ (the object store's daemons too) and in containers named
+ * pgfleet-demo-*; `npm run demo -- --clean` removes them, the object store included.
  */
 import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +14,9 @@ import { stringify } from 'yaml';
 import { Runner } from '../lib/process/runner.js';
 import { sampleSql } from './sandbox/sample.js';
 import { Sandbox } from './sandbox/tenants.js';
+import { startObjectStore, stopObjectStore } from './sandbox/objectstore.js';
+import { S3Store } from '../lib/storage/s3.js';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { PACKAGE_ROOT } from '../lib/core/package.js';
 import { EXIT } from '../lib/core/errors.js';
 import { VERBS } from './commands/index.js';
@@ -24,18 +29,24 @@ const TENANTS = [
   { project: 'initech', container: 'pgfleet-demo-initech', user: 'initech', databases: { production: 'initech_production' }, scale: 1 },
 ];
 const APPS = ['pgfleet-demo-acme-app'];
+/** The demo's object store: its own port (the tests use 7491 and up). */
+const OBJECTSTORE_PORT = 7479;
+const BUCKET = 'pgfleet-demo';
+/** What the demo's pgfleet runs get beyond the config: the bucket's credentials and the identity (set once the store runs). */
+const offsiteEnv: Record<string, string> = {};
 
 const say = (s: string) => process.stdout.write(s + '\n');
 
 async function clean(runner: Runner) {
   const names = [...TENANTS.map((t) => t.container), ...APPS];
   await runner.run(['podman', 'rm', '-f', '-t', '0', ...names], {}).catch(() => undefined);
+  await stopObjectStore(path.join(DIR, 'objectstore'));
   rmSync(DIR, { recursive: true, force: true });
 }
 
 async function pgfleet(runner: Runner, args: string[]): Promise<void> {
   say(`\n$ pgfleet ${args.join(' ')}`);
-  const r = await runner.run([process.execPath, CLI, ...args], { env: { PGFLEET_CONFIG: path.join(DIR, 'projects.yml'), PGFLEET_LOG_LEVEL: 'warn' }, what: 'pgfleet' });
+  const r = await runner.run([process.execPath, CLI, ...args], { env: { PGFLEET_CONFIG: path.join(DIR, 'projects.yml'), PGFLEET_LOG_LEVEL: 'warn', ...offsiteEnv }, what: 'pgfleet' });
   process.stdout.write(r.stdout);
 }
 
@@ -60,8 +71,25 @@ async function main() {
   }
   for (const a of APPS) await sandbox.startApp(a);
 
+  say('\nstarting a local S3-compatible object store (Ceph RADOS Gateway) for the offsite copies…');
+  const gw = await startObjectStore(path.join(DIR, 'objectstore'), OBJECTSTORE_PORT, runner);
+  await new S3Store({ url: `s3://${BUCKET}`, endpoint: gw.endpoint, region: gw.region, pathStyle: true, env: gw.env() }).client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  const identity = path.join(DIR, 'age-identity.txt');
+  await runner.run(['age-keygen', '-o', identity], { what: 'age-keygen' });
+  const recipient = (await runner.run(['age-keygen', '-y', identity], { what: 'age-keygen -y' })).stdout.trim();
+  Object.assign(offsiteEnv, gw.env(), { PGFLEET_AGE_IDENTITY_FILE: identity });
+  writeFileSync(path.join(DIR, 'offsite.env'), Object.entries(offsiteEnv).map(([k, v]) => `export ${k}=${v}\n`).join(''), { mode: 0o600 });
+  say(`  ${gw.endpoint}, bucket ${BUCKET}; backups encrypted to ${recipient} (identity in .demo/age-identity.txt, kept off a real backup host)`);
+
   const doc: Record<string, unknown> = {
-    platform: { backup_root: path.join(DIR, 'backups'), container_cli: 'podman', concurrency: 2, max_backup_age: '26h' },
+    platform: {
+      backup_root: path.join(DIR, 'backups'),
+      container_cli: 'podman',
+      concurrency: 2,
+      max_backup_age: '26h',
+      offsite: { url: `s3://${BUCKET}/fleet`, endpoint: `http://127.0.0.1:${OBJECTSTORE_PORT}`, region: 'us-east-1', path_style: true },
+      encryption: { age_recipients: [recipient] },
+    },
   };
   for (const t of TENANTS) {
     doc[t.project] = {
@@ -94,15 +122,26 @@ async function main() {
   await pgfleet(runner, ['verify-backups']);
   await pgfleet(runner, ['status']);
 
+  say('\nevery backup also landed offsite, encrypted to the age recipient; the bucket alone says so:');
+  await pgfleet(runner, ['list', 'initech', '--offsite']);
+  say('\ndisaster: initech\'s local backups are deleted and its database dropped…');
+  rmSync(path.join(DIR, 'backups', 'initech'), { recursive: true, force: true });
+  await sandbox.sql('pgfleet-demo-initech', 'postgres', 'DROP DATABASE initech_production WITH (FORCE)');
+  say('…and it comes back from the bucket (streamed, decrypted, sha256 and every row count checked):');
+  await pgfleet(runner, ['restore', 'initech', 'production', '--latest', '--from-offsite', '--into', 'initech_production', '--yes']);
+
   const conf = path.relative(process.cwd(), path.join(PACKAGE_ROOT, 'scripts', 'sandbox', 'containers.conf'));
   say(`
 Try more against the demo platform:
   export PGFLEET_CONFIG=${path.relative(process.cwd(), path.join(DIR, 'projects.yml'))} CONTAINERS_CONF=${conf}
+  . .demo/offsite.env           # the local object store's keys and the age identity
+  npx pgfleet list --offsite
+  npx pgfleet verify-backups acme production --offsite
   npx pgfleet list acme production --json
   npx pgfleet backup acme production
   npx pgfleet restore acme production --latest --dry-run
   npx pgfleet predeploy acme production --release v2
-Clean up (containers pgfleet-demo-*, and .demo/):
+Clean up (containers pgfleet-demo-*, the object store, and .demo/):
   npm run demo -- --clean`);
 }
 

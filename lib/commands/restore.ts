@@ -98,7 +98,8 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
       return { r: restored, checked: opened };
     });
     ctx.out(`restored into ${o.into}: ${r.tables} tables, ${r.rows} rows${checked.meta ? ', row counts match the backup' : ''} (${(r.durationMs / 1000).toFixed(1)} s)`);
-    ctx.out(`drop it when done: ${dropHint(ctx, t, o.into)}`);
+    if (o.into === t.database) ctx.out(`${o.into} is the live database again; start its app containers`);
+    else ctx.out(`drop it when done: ${dropHint(ctx, t, o.into)}`);
     return { dryRun: false, database: o.into };
   }
 
