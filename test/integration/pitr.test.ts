@@ -212,4 +212,50 @@ describe('point-in-time recovery (real PostgreSQL 15 archiving WAL)', () => {
     expect(due.stdout).toMatch(new RegExp(`cluster ${good}: OK: 0 WAL file\\(s\\) taken in, base backup base_\\d{8}_\\d{6}Z \\(`));
     expect((await archive().baseBackups()).items).toHaveLength(2);
   }, 240_000);
+
+  it("recovery by hand, as the README says: the base backup's tar, restore_command over the repository's WAL, recovery_target_time between two writes, promote", async () => {
+    const bb = await fleet.cli(['basebackup', 'acme', 'production']);
+    expect(bb.code, bb.stdout + bb.stderr).toBe(0);
+    await fleet.sql('acme', 'acme_production', "CREATE TABLE marks (what text, at timestamptz DEFAULT clock_timestamp()); INSERT INTO marks (what) VALUES ('before')");
+    await new Promise((r) => setTimeout(r, 1100));
+    const target = (await fleet.sql('acme', 'postgres', "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")).trim();
+    await new Promise((r) => setTimeout(r, 1100));
+    await fleet.sql('acme', 'acme_production', "INSERT INTO marks (what) VALUES ('after')");
+    await landOne();
+    const ar = await fleet.cli(['pitr', 'archive', 'acme', 'production']);
+    expect(ar.code, ar.stdout + ar.stderr).toBe(0);
+    const B = path.join(fleet.backupRoot, '_clusters', good);
+    const newestBase = (await archive().baseBackups()).items.map((b) => b.id).sort().at(-1)!;
+    const root = mkdtempSync(path.join(os.tmpdir(), 'pgfleet-pitr-byhand-'));
+    chmodSync(root, 0o755);
+    const data = path.join(root, 'recover');
+    const wal = path.join(root, 'wal');
+    const pg = (bin: string, ...args: string[]) => fleet.runner.run(['runuser', '-u', 'postgres', '--', path.join(pgBinDir(), bin), ...args]);
+    try {
+      // The README's lines, with its paths replaced.
+      const script = [
+        `mkdir -m 700 ${data}`,
+        `zstd -dc ${B}/base/${newestBase}.tar.zst | tar -x -C ${data}`,
+        `cp -r ${B}/wal ${wal}`,
+        `cat >> ${data}/postgresql.auto.conf <<'CONF'`,
+        `restore_command = 'zstd -q -d -f -o %p ${wal}/%f.zst'`,
+        `recovery_target_time = '${target}'`,
+        `recovery_target_action = 'promote'`,
+        `archive_mode = off`,
+        `CONF`,
+        `touch ${data}/recovery.signal && chown -R postgres:postgres ${data} ${wal} ${root}`,
+      ].join('\n');
+      await fleet.runner.run(['sh', '-ec', script]);
+      await pg('pg_ctl', '-D', data, '-w', '-t', '120', '-l', path.join(root, 'log'), '-o', `-c listen_addresses= -k ${root} -p 5998`, 'start');
+      const q = (db: string, sql: string) => pg('psql', '-X', '-A', '-t', '-h', root, '-p', '5998', '-U', 'postgres', '-d', db, '-c', sql).then((r) => r.stdout.trim());
+      for (let i = 0; i < 300 && (await q('postgres', 'select pg_is_in_recovery()')) !== 'f'; i++) await new Promise((r) => setTimeout(r, 200));
+      expect(await q('postgres', 'select pg_is_in_recovery()')).toBe('f'); // promoted
+      expect(await q('acme_production', 'select string_agg(what, \',\' order by at) from marks')).toBe('before');
+      expect(readFileSync(path.join(root, 'log'), 'utf8')).toMatch(/recovery stopping before commit of transaction \d+, time /);
+      expect(await fleet.sql('acme', 'acme_production', "select string_agg(what, ',' order by at) from marks")).toBe('before,after\n'); // the live cluster untouched
+    } finally {
+      await pg('pg_ctl', '-D', data, '-m', 'immediate', 'stop').catch(() => undefined);
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
