@@ -15,6 +15,7 @@ import { CreateBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand } f
 import { runBackup } from '../../lib/commands/backup.js';
 import { findTarget } from '../../lib/config/load.js';
 import { offsiteStore } from '../../lib/offsite/bucket.js';
+import { uploadBackup } from '../../lib/offsite/upload.js';
 import { Repository } from '../../lib/storage/repository.js';
 import type { S3Store } from '../../lib/storage/s3.js';
 import { startObjectStore, type RunningObjectStore } from '../../scripts/sandbox/objectstore.js';
@@ -105,6 +106,28 @@ describe('a backup lands offsite', () => {
     await expect(fleet.runner.run(['age', '-d', '-i', other, enc])).rejects.toThrow();
     expect(logs.join('\n')).toContain('offsite copy uploaded');
     expect(logs.join('\n')).not.toContain(gw.secretAccessKey);
+  });
+});
+
+describe('what else an upload does', () => {
+  it('predeploy: the deployment manifest is copied to the bucket with the copy', async () => {
+    const r = await runCli(fleet, ['predeploy', 'acme', 'production', '--release', 'r-offsite-1'], { env: gw.env() });
+    expect(r.code, r.stderr).toBe(0);
+    const key = 'acme/production/deployments/r-offsite-1.json';
+    const manifest = readFileSync(r.stdout.trim().split('\n').at(-1)!);
+    expect((await bucket.read(key)).equals(manifest)).toBe(true);
+    const id = JSON.parse(manifest.toString()).backup;
+    expect(await new Repository(bucket).find('acme', 'production', id)).toBeTruthy();
+  });
+
+  it("verify: 'read-back' reads the object back and hashes it instead of trusting the ETag", async () => {
+    const { ctx } = fleet.context({ env: gw.env() });
+    const t = findTarget(ctx.config, 'acme', 'production');
+    const local = (await ctx.repo.list('acme', 'production'))[0]!;
+    const up = await uploadBackup(ctx.runner, t, local, ctx.repo.store, bucket, { verify: 'read-back' });
+    expect(up.verifiedBy).toBe('read-back');
+    expect(up.stored.sha256).toBe(sha(await bucket.read(up.key)));
+    expect(up.stored.encryption?.plaintext_sha256).toBe(local.meta.sha256);
   });
 });
 
