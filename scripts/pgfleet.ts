@@ -11,6 +11,7 @@ import { contextFor, defaultDeps } from '../lib/runtime/context.js';
 import { bugOf, ConfigError, EXIT, exitCodeHelp, exitCodeOf, formatIssue, KINDS, PgfleetError, UsageError } from '../lib/core/errors.js';
 import { redact } from '../lib/core/redact.js';
 import { createLogger } from '../lib/core/log.js';
+import { Terminal } from '../lib/core/terminal.js';
 import { VERSION } from '../lib/core/package.js';
 import { VERBS } from './commands/index.js';
 
@@ -19,6 +20,7 @@ function help(): string {
     `pgfleet ${VERSION}: backups, verification restores and rollbacks for a fleet of PostgreSQL databases`,
     '',
     'usage: pgfleet <command> [options]      (--config FILE, env PGFLEET_CONFIG, default ./projects.yml)',
+    '       -v, --verbose: every log record on a terminal; -q, --quiet: only errors and stdout; NO_COLOR: no colour',
     '',
     ...VERBS.map((v) => `  ${v.usage}\n      ${v.summary}`),
     '',
@@ -43,7 +45,12 @@ async function main(argv: string[]): Promise<number> {
   const rest = argv.slice(verb.name.split(' ').length);
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...verb.options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: rest,
+      options: { ...verb.options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, verbose: { type: 'boolean', short: 'v' }, quiet: { type: 'boolean', short: 'q' } },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\nusage: pgfleet ${verb.usage}`);
   }
@@ -72,7 +79,9 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const deps = defaultDeps({ signal: ac.signal });
+  if (parsed.values.verbose && parsed.values.quiet) throw new UsageError('--verbose and --quiet: give one');
+  term = new Terminal({ verbosity: parsed.values.verbose ? 'verbose' : parsed.values.quiet ? 'quiet' : 'normal' });
+  const deps = defaultDeps({ signal: ac.signal, term });
   const file = configPath(parsed.values.config as string | undefined, deps.env);
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   if (verb.bare && verb.runBare) return (await verb.runBare(deps, values, parsed.positionals, file)) ?? EXIT.OK;
@@ -81,6 +90,9 @@ async function main(argv: string[]): Promise<number> {
   if (ac.signal.aborted) return EXIT.INTERRUPTED;
   return code;
 }
+
+/** The terminal of this run (its verbosity), once the arguments are read; its logger reports the failure. */
+let term: Terminal | undefined;
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -113,12 +125,13 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     settled = true;
+    term?.reset(); // a bar or a live table left by the failed work
     if (err instanceof ConfigError) {
       for (const i of err.issues) process.stderr.write(`pgfleet: config: ${formatIssue(i)}\n`);
     } else if (err instanceof UsageError) {
       process.stderr.write(`pgfleet: ${err.message}\n`);
     } else {
-      const logger = createLogger();
+      const logger = createLogger({ terminal: term });
       const bug = bugOf(err);
       const target = err instanceof PgfleetError ? { project: err.target.project, environment: err.target.environment } : {};
       if (bug) logger.error({ ...target, kind: 'internal', exit_code: exitCodeOf(err), err: bugReport(bug) }, `${KINDS.internal.meaning}: ${redact(messageOf(err))}`);

@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto';
 import { pipeline, Transform } from 'node:stream';
 import { InternalError } from '../core/errors.js';
+import type { Progress } from '../core/terminal.js';
 import { parseRowCounts, ROW_COUNTS_SQL } from '../postgres/psql.js';
 import type { Repository } from '../storage/repository.js';
 import type { DumpRun } from './run.js';
@@ -33,7 +34,7 @@ export interface Streamed {
  * otherwise. A rejection after the save (the session's close failing) leaves the saved dump for
  * the caller to remove.
  */
-export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesses, o: { project: string; environment: string; id: string; snapshot: string; progress: boolean }): Promise<Streamed> {
+export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesses, o: { project: string; environment: string; id: string; snapshot: string; bar?: Progress | null }): Promise<Streamed> {
   const counts = run.watch(p.session.query(ROW_COUNTS_SQL).then(parseRowCounts));
   // The snapshot's transaction stays open until pg_dump is done with it (it imports the snapshot
   // after its own start), then commits; the session's close overlaps the save's fsync.
@@ -51,7 +52,7 @@ export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesse
 
   const saving = run.watch(repo.saveDump(o.project, o.environment, o.id, tap.stream, { signal: run.signal }));
   p.dump.stdin.end(o.snapshot + '\n');
-  const progress = progressReporter(o.progress, tap.bytes);
+  const progress = progressReporter(o.bar ?? null, tap.bytes);
   const [saved, tables] = await Promise.all([saving, gate]).finally(() => progress.stop());
   await closed;
   run.throwIfStopped();
@@ -82,19 +83,14 @@ function hashingGate(gate: Promise<unknown>) {
   return { stream, bytes: () => bytes, digest: () => hash.digest('hex') };
 }
 
-/** A progress line on stderr (a TTY): MiB written and MiB/s, once a second. */
-function progressReporter(enabled: boolean, bytes: () => number) {
-  if (!enabled) return { stop() {} };
-  const t0 = performance.now();
-  const mib = (n: number) => (n / 1048576).toFixed(1);
-  const timer = setInterval(() => {
-    const s = (performance.now() - t0) / 1000;
-    process.stderr.write(`\r  ${mib(bytes())} MiB written, ${mib(bytes() / s)} MiB/s, ${s.toFixed(0)} s   `);
-  }, 1000);
+/** The terminal's bar (lib/core/terminal.ts), fed the bytes written five times a second; removed at the end. */
+function progressReporter(bar: Progress | null, bytes: () => number) {
+  if (!bar) return { stop() {} };
+  const timer = setInterval(() => bar.set(bytes()), 200);
   return {
     stop() {
       clearInterval(timer);
-      process.stderr.write('\r\x1b[K');
+      bar.stop();
     },
   };
 }

@@ -18,6 +18,8 @@ import path from 'node:path';
 import type { Target } from '../config/load.js';
 import { targetLogger } from '../core/log.js';
 import { redact } from '../core/redact.js';
+import { Steps } from '../core/steps.js';
+import { Terminal } from '../core/terminal.js';
 import type { BackupType } from '../formats/metadata.js';
 import type { Context } from '../runtime/context.js';
 import type { StoredBackup } from '../storage/repository.js';
@@ -44,9 +46,12 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
   const lockWaitMs = opts.lockWaitTimeoutMs ?? target.backup.lock_wait_timeout_ms;
   const level = target.backup.compression_level;
   const run = new DumpRun(ctx.signal);
+  // Without progress (dumps in parallel), nothing on the terminal: a fleet command draws its table.
+  const term = ctx.progress ? ctx.term : Terminal.off();
+  const steps = new Steps(log, term, { prefix: 'backup', level: 'debug' });
   const step = (name: string) => {
     run.throwIfStopped(); // interrupted (or failed) between steps
-    log.debug({ step: name }, `backup: ${name}`);
+    steps.step(name);
   };
   let id: string | undefined;
 
@@ -65,15 +70,18 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
     log.info({ id, type: opts.type, database: target.database, where: sh.where }, 'backup started');
 
     step('stream pg_dump → zstd → sha256 → the store, counting rows in the same snapshot');
-    const streamed = await streamDump(ctx.repo, run, procs, { project, environment, id, snapshot: pre.snapshot, progress: ctx.progress });
+    const bar = term.shows ? term.progress(`dump ${target.database}`, await previousSize(ctx, target)) : null;
+    const streamed = await streamDump(ctx.repo, run, procs, { project, environment, id, snapshot: pre.snapshot, bar });
 
     step('write the metadata, last');
     const meta = backupMetadata(target, { id, type: opts.type, release: opts.release ?? null, startedAt, durationMs: Math.round(performance.now() - t0), level, container: sh.container ?? null, preflight: pre, streamed });
     await ctx.repo.saveMetadata(meta);
     const b = ctx.repo.stored(meta);
     log.info({ id, path: b.path, size_bytes: meta.size_bytes, duration_ms: meta.duration_ms, tables: Object.keys(meta.tables).length, rows: meta.total_rows }, 'backup complete');
+    steps.done();
     return b;
   } catch (e) {
+    steps.fail();
     run.stop(e);
     await run.settle();
     // Whatever got saved under the new id goes, metadata first (the id is this run's alone: taken under the lock).
@@ -84,4 +92,10 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
   } finally {
     run.dispose();
   }
+}
+
+/** The bar's estimate: the size of the target's newest complete backup, if there is one. */
+async function previousSize(ctx: Context, target: Target): Promise<{ total: number | null; basis: string }> {
+  const prev = (await ctx.repo.list(target.project, target.environment).catch(() => []))[0];
+  return { total: prev?.meta.size_bytes ?? null, basis: "previous backup's size" };
 }

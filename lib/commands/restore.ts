@@ -100,15 +100,17 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
     ctx.out(`restored into ${o.into}: ${r.tables} tables, ${r.rows} rows${checked.meta ? ', row counts match the backup' : ''} (${(r.durationMs / 1000).toFixed(1)} s)`);
     if (o.into === t.database) ctx.out(`${o.into} is the live database again; start its app containers`);
     else ctx.out(`drop it when done: ${dropHint(ctx, t, o.into)}`);
+    ctx.term.finish(`live now: ${t.database} untouched; ${o.into} holds the restored copy`, `drop ${o.into} when done: ${dropHint(ctx, t, o.into)}`);
     return { dryRun: false, database: o.into };
   }
 
   const r = await withLock(ctx.repo.lockDir(t.project, t.environment), t, 'restore', () =>
-    restoreOver(ctx, t, src, { safetyBackup: o.safetyBackup !== false, jobs: o.jobs, signal: ctx.signal, onStep: (s) => ctx.progress && process.stderr.write(`  ${s}\n`) }),
+    restoreOver(ctx, t, src, { safetyBackup: o.safetyBackup !== false, jobs: o.jobs, signal: ctx.signal }),
   );
   ctx.out(`restored ${r.backupId ?? path.basename('path' in src ? src.path : '')} into ${t.database}: ${r.tables} tables, ${r.rows} rows (${(r.durationMs / 1000).toFixed(1)} s)`);
   if (r.safetyBackup) ctx.out(`safety backup: ${r.safetyBackup.meta.id} (${r.safetyBackup.path})`);
   ctx.out(`the replaced database is kept as ${r.previousDatabase}; drop it when satisfied: ${dropHint(ctx, t, r.previousDatabase)}`);
+  ctx.term.finish(`live now: ${t.database} of ${t.project}/${t.environment}, restored from ${r.backupId ?? path.basename('path' in src ? src.path : '')}`, `drop the kept ${r.previousDatabase} when satisfied: ${dropHint(ctx, t, r.previousDatabase)}`);
   return { dryRun: false, database: t.database, previousDatabase: r.previousDatabase, safetyBackup: r.safetyBackup?.meta.id };
 }
 

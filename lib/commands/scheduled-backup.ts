@@ -25,6 +25,8 @@ import { writeMetrics } from '../fleet/metrics.js';
 import { notify } from '../fleet/notify.js';
 import { backupStem } from '../storage/repository.js';
 import { humanSize, renderTable } from '../core/text.js';
+import { Board } from '../core/board.js';
+import { Terminal } from '../core/terminal.js';
 import { pruneTarget } from '../fleet/prune.js';
 import { pitrClusters } from '../pitr/cluster.js';
 import { clusterLines, pitrCycle } from '../pitr/schedule.js';
@@ -60,14 +62,20 @@ export async function runScheduledBackup(ctx: Context, o: { project?: string; en
   // A dry run plans each target's retention through the same code, on a repository that refuses writes.
   const dry = dryRunContext(ctx);
   const runs: TargetRun[] = new Array(targets.length);
+  // On a terminal, a row per target as they run and finish; the summary below stays the record.
+  const board = new Board(o.dryRun ? Terminal.off() : ctx.term, targets.map((t) => `${t.project}/${t.environment}`), 'scheduled backup');
   let next = 0;
   const worker = async () => {
     while (next < targets.length) {
       const i = next++;
+      const key = `${targets[i].project}/${targets[i].environment}`;
+      board.start(key, 'backing up');
       runs[i] = ctx.signal?.aborted ? skipped(targets[i]) : o.dryRun ? await dryRunTarget(dry, targets[i]) : await backupTarget(ctx, targets[i]);
+      const r = runs[i];
+      board.finish(key, r.result === 'ok' ? 'done' : r.result === 'failed' ? 'failed' : 'skipped', r.error ?? (r.size_bytes !== undefined ? `${r.id}  ${humanSize(r.size_bytes)}` : r.result), r.duration_ms);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker)).finally(() => board.close());
 
   const failed = runs.filter((r) => r.result === 'failed').map((r) => `${r.project}/${r.environment}`);
   const busy = runs.filter((r) => r.result === 'busy').map((r) => `${r.project}/${r.environment}`);

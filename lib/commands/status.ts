@@ -25,9 +25,11 @@ import { targetFacts } from '../fleet/metrics.js';
 import { leftoverDatabases } from '../restore/kept.js';
 import { humanSize, renderTable } from '../core/text.js';
 import { requireEnabled } from '../config/load.js';
+import { diskOutlook, type DiskOutlook } from '../fleet/space.js';
+import { Board } from '../core/board.js';
+import { Terminal } from '../core/terminal.js';
 import { clusterOf } from '../pitr/cluster.js';
 import { clusterStatus, type PitrStatus } from '../pitr/status.js';
-import { diskOutlook, type DiskOutlook } from '../fleet/space.js';
 
 export interface TargetStatus {
   project: string;
@@ -79,8 +81,10 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
     if (!clusters.has(c.container)) clusters.set(c.container, clusterStatus(ctx, c, now));
     return clusters.get(c.container)!;
   };
+  // On a terminal, a row per target as its facts come in; the table below stays the record.
+  const board = new Board(o.json ? Terminal.off() : ctx.term, ctx.config.targets.map((t) => `${t.project}/${t.environment}`), 'status');
   const targets = await Promise.all(
-    ctx.config.targets.map(async (t): Promise<TargetStatus> => {
+    ctx.config.targets.map((t) => board.track(`${t.project}/${t.environment}`, async (): Promise<TargetStatus> => {
       const [survey, leftovers, pitr] = await Promise.all([ctx.repo.survey(t.project, t.environment, now), leftoverDatabases(ctx, t).catch(() => null), t.pitr ? pitrOf(t) : null]);
       const f = targetFacts(survey.complete, survey.damaged);
       const problems: string[] = [];
@@ -113,8 +117,8 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
         pitr,
         damaged,
       };
-    }),
-  );
+    }, (s) => [s.ok ? 'done' : 'failed', s.problems[0]])),
+  ).finally(() => board.close());
   const disk = await diskOutlook(ctx).catch(() => null);
   const report: StatusReport = { ok: targets.every((t) => t.ok), now: now.toISOString(), max_backup_age_seconds: maxAge, targets, disk };
   if (o.json) ctx.out(JSON.stringify(report, null, 2));

@@ -45,6 +45,7 @@ import { offsiteRepository } from '../offsite/catalog.js';
 import type { DumpSource } from '../restore/dump.js';
 import { readableCopy } from '../restore/remote.js';
 import { restoreInto, verificationShell } from '../restore/into.js';
+import { Board } from '../core/board.js';
 import { openDump, openWhile } from '../restore/stage.js';
 
 export interface VerifyOptions {
@@ -176,7 +177,12 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
   if (o.offsite) for (const [t, bs] of plan) for (const b of bs) sources.set(b, await readableCopy(ctx, t, b));
 
   const results: VerifyOutcome[] = [];
+  // On a terminal, a row per target as each is verified; the lines below stay the record.
+  const board = new Board(ctx.term, plan.map(([t]) => `${t.project}/${t.environment}`), 'verification restores');
   for (const [t, bs, ds] of plan) {
+    const key = `${t.project}/${t.environment}`;
+    const before = results.length;
+    board.start(key, bs.length ? `restoring ${bs.length === 1 ? bs[0].meta.id : `${bs.length} backups`}` : undefined);
     for (const d of ds) {
       const r = damagedOutcome(ctx, t, d);
       results.push(r);
@@ -193,7 +199,11 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
           : `${r.status === 'failed' ? 'FAILED' : 'ERROR '}  ${r.project}/${r.environment} ${r.id}: ${r.error}`,
       );
     }
+    const mine = results.slice(before);
+    const bad = mine.filter((r) => r.status !== 'passed');
+    board.finish(key, !mine.length ? 'skipped' : bad.length ? 'failed' : 'done', !mine.length ? 'no complete backup' : bad.length ? `${bad.length} of ${mine.length} failed` : `${mine.length} passed`);
   }
+  board.close();
   const failed = results.filter((r) => r.status === 'failed').length;
   const errors = results.filter((r) => r.status === 'error').length;
   const bad = results.filter((r) => r.status !== 'passed').map((r) => `${r.project}/${r.environment} ${r.id}`);

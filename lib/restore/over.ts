@@ -18,6 +18,7 @@ import { takeBackup } from '../backup/take.js';
 import type { Target } from '../config/load.js';
 import { EXIT, InterruptedError, PgfleetError, VerificationError } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
+import { Steps } from '../core/steps.js';
 import { Undo, withLeftovers } from '../core/undo.js';
 import { dropDatabase, scratchName, swapDatabases, withMaintenanceSession } from '../postgres/dbadmin.js';
 import { parseRowCounts, type PsqlSession, ROW_COUNTS_SQL } from '../postgres/psql.js';
@@ -35,7 +36,7 @@ export interface RestoreOverOptions {
   signal?: AbortSignal;
   /** pg_restore jobs (default: up to 4, by CPUs). */
   jobs?: number;
-  /** Told each step as it starts (for progress lines). */
+  /** Told each step as it starts. */
   onStep?: (step: string) => void;
 }
 
@@ -53,12 +54,20 @@ export interface RestoreOverResult {
 }
 
 export async function restoreOver(ctx: Context, target: Target, backup: StoredBackup | { path: string }, opts: RestoreOverOptions = {}): Promise<RestoreOverResult> {
+  // Each step a line on the terminal (✓/✗ and its duration) and a log record, as it is done.
+  const steps = new Steps(targetLogger(ctx.logger, target), ctx.term, { prefix: 'restore', onStep: opts.onStep });
   // Connected while the dump is staged, it serves the preflight's questions, the CREATE DATABASE, the
   // swap and the check of the live copy without an `exec` of their own.
-  return withMaintenanceSession(ctx.shellFor(target), (admin) => restoreOverWith(ctx, target, backup, opts, admin));
+  return withMaintenanceSession(ctx.shellFor(target), (admin) => restoreOverWith(ctx, target, backup, opts, admin, steps)).then(
+    (r) => (steps.done(), r),
+    (e: unknown) => {
+      steps.fail();
+      throw e;
+    },
+  );
 }
 
-async function restoreOverWith(ctx: Context, target: Target, backup: StoredBackup | { path: string }, opts: RestoreOverOptions, admin: PsqlSession): Promise<RestoreOverResult> {
+async function restoreOverWith(ctx: Context, target: Target, backup: StoredBackup | { path: string }, opts: RestoreOverOptions, admin: PsqlSession, steps: Steps): Promise<RestoreOverResult> {
   const signal = opts.signal ?? ctx.signal;
   const log = targetLogger(ctx.logger, target);
   const ref = { project: target.project, environment: target.environment };
@@ -67,8 +76,7 @@ async function restoreOverWith(ctx: Context, target: Target, backup: StoredBacku
   const t0 = performance.now();
   const step = (name: string) => {
     if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
-    opts.onStep?.(name);
-    log.info({ step: name }, `restore: ${name}`);
+    steps.step(name);
   };
 
   // The file against its metadata, before anything else: it is checked as it is staged (which
@@ -88,7 +96,7 @@ async function restoreOverWith(ctx: Context, target: Target, backup: StoredBacku
     let safety: StoredBackup | undefined;
     if (opts.safetyBackup !== false) {
       step('safety backup of the live database');
-      safety = await takeBackup(ctx, target, { type: 'safety', release: null });
+      safety = await takeBackup({ ...ctx, term: ctx.term.nested() }, target, { type: 'safety', release: null });
     }
 
     step('stop app containers');
@@ -139,6 +147,7 @@ async function restoreOverWith(ctx: Context, target: Target, backup: StoredBacku
     log.info({ backup: dump.meta?.id ?? dump.path, previous_database: keepAs, tables: restored.tables, rows: restored.rows, duration_ms: durationMs }, 'restore complete');
     return { liveDatabase: live, previousDatabase: keepAs, safetyBackup: safety, backupId: dump.meta?.id ?? null, tables: restored.tables, rows: restored.rows, restartedContainers: stopped, durationMs };
   } catch (e) {
+    steps.fail();
     log.error({ err: (e as Error)?.message ?? String(e) }, 'restore failed; rolling back');
     const left = await undo.run();
     throw withLeftovers(e, [...left, ...(await dump.close())], ref);

@@ -25,6 +25,7 @@ import path from 'node:path';
 import type { Target } from '../config/load.js';
 import { EXIT, InterruptedError, PgfleetError, UsageError, VerificationError } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
+import { Steps } from '../core/steps.js';
 import { Undo, withLeftovers } from '../core/undo.js';
 import { createDatabase, dbProps, DUPLICATE_DATABASE, dropDatabase, scratchName, withMaintenanceSession } from '../postgres/dbadmin.js';
 import { ident, literal, PsqlSession } from '../postgres/psql.js';
@@ -79,10 +80,11 @@ export async function restoreTables(ctx: Context, target: Target, src: StoredBac
   const live = target.database;
   const sh = ctx.shellFor(target);
   const t0 = performance.now();
+  // Each step a line on the terminal (✓/✗ and its duration) and a log record, as it is done.
+  const steps = new Steps(log, ctx.term, { prefix: 'table restore', onStep: o.onStep });
   const step = (name: string) => {
     if (signal?.aborted) throw new InterruptedError(String(signal.reason ?? 'SIGINT'));
-    o.onStep?.(name);
-    log.info({ step: name }, `table restore: ${name}`);
+    steps.step(name);
   };
   if (!o.into && !o.as) throw new UsageError('a table restore beside the live data needs the new schema name (--as)');
 
@@ -98,6 +100,11 @@ export async function restoreTables(ctx: Context, target: Target, src: StoredBac
     }
   }
 
+  const done = <T>(r: T) => (steps.done(), r);
+  const failed = (e: unknown): never => {
+    steps.fail();
+    throw e;
+  };
   return withMaintenanceSession(sh, async (admin) => {
     step('check the dump against its metadata');
     const asking = (async () => {
@@ -155,7 +162,7 @@ export async function restoreTables(ctx: Context, target: Target, src: StoredBac
       const left = await undo.run();
       throw withLeftovers(e, [...left, ...(await dump.close())], ref);
     }
-  });
+  }).then(done, failed);
 }
 
 async function schemaExists(sh: TargetShell, database: string, schema: string, signal?: AbortSignal): Promise<boolean> {

@@ -9,6 +9,7 @@ import { clockFromEnv, type Clock } from '../core/clock.js';
 import { loadConfig, loadCredentials, type LoadedConfig, type Target } from '../config/load.js';
 import { ContainerCli, TargetShell } from '../process/container.js';
 import { createLogger } from '../core/log.js';
+import { Terminal } from '../core/terminal.js';
 import { readOnly } from '../storage/dryrun.js';
 import { LocalStore } from '../storage/local.js';
 import { Repository } from '../storage/repository.js';
@@ -26,6 +27,8 @@ export interface Deps {
   out: (line: string) => void;
   /** Show progress of long work (a TTY). */
   progress: boolean;
+  /** What a person sees on stderr (lib/core/terminal.ts): step lines, bars, the last line; a no-op off a TTY. */
+  term: Terminal;
 }
 
 export interface Context extends Deps {
@@ -39,14 +42,16 @@ export interface Context extends Deps {
 
 export function defaultDeps(over: Partial<Deps> = {}): Deps {
   const env = over.env ?? process.env;
+  const term = over.term ?? (over.progress === false ? Terminal.off() : new Terminal({ env }));
   return {
     runner: over.runner ?? new Runner(),
-    logger: over.logger ?? createLogger(),
+    logger: over.logger ?? createLogger({ terminal: term }),
     clock: over.clock ?? clockFromEnv(env),
     env,
     signal: over.signal,
     out: over.out ?? ((line) => process.stdout.write(line + '\n')),
-    progress: over.progress ?? process.stderr.isTTY === true,
+    progress: over.progress ?? term.shows,
+    term,
   };
 }
 
