@@ -17,9 +17,9 @@
  *   pgfleet_backup_last_size_bytes                   its stored size
  *   pgfleet_verification_last_timestamp_seconds      when the latest verification restore ran
  *   pgfleet_verification_last_success                1 if it passed, 0 if it failed or none ran
- * and, for the platform (label backup_root; lib/fleet/space.ts):
- *   pgfleet_backup_root_free_bytes                   free bytes on backup_root's filesystem
- *   pgfleet_backup_root_needed_bytes                 what the next run is expected to need (alert when free < needed)
+ *   pgfleet_backup_next_expected_bytes               what its next backup is expected to need (newest × 1.5; lib/fleet/space.ts)
+ *   pgfleet_backup_root_free_bytes                   free bytes on backup_root's filesystem (the same for every target;
+ *                                                    alert when below the sum of the enabled targets' next_expected)
  *   pgfleet_offsite_enabled                          1 when the target has offsite configured
  *   pgfleet_offsite_last_success_timestamp_seconds   when the newest backup whose offsite copy is confirmed finished
  *   pgfleet_offsite_pending_count                    complete backups whose offsite copy is not confirmed ("offsite pending")
@@ -31,7 +31,7 @@ import type { Context } from '../runtime/context.js';
 import { writeFileAtomic } from '../core/fsutil.js';
 import type { VerificationResult } from '../formats/metadata.js';
 import type { StoredBackup } from '../storage/repository.js';
-import { diskOutlook, type DiskOutlook } from './space.js';
+import { diskOutlook, SPACE_MARGIN, type DiskOutlook } from './space.js';
 
 /** What status and metrics know of a target, from its complete backups (newest first). */
 export interface TargetFacts {
@@ -56,7 +56,7 @@ export function targetFacts(backups: readonly StoredBackup[], damaged: readonly 
   return { count: backups.length, damaged: damaged.length, latest: backups[0] ?? null, previous: backups[1] ?? null, verification, offsite };
 }
 
-const FAMILIES: [name: string, help: string, value: (t: Target, f: TargetFacts) => number][] = [
+const FAMILIES: [name: string, help: string, value: (t: Target, f: TargetFacts, disk: DiskOutlook | null) => number][] = [
   ['pgfleet_backup_enabled', 'Whether scheduled backups are enabled for the target (1) or not (0).', (t) => (t.backup.enabled ? 1 : 0)],
   ['pgfleet_backup_count', 'Complete backups stored for the target.', (_t, f) => f.count],
   ['pgfleet_backup_damaged_count', 'Damaged backups of the target (metadata without its dump or of another size, a dump without metadata): never restored.', (_t, f) => f.damaged],
@@ -67,6 +67,8 @@ const FAMILIES: [name: string, help: string, value: (t: Target, f: TargetFacts) 
   ['pgfleet_verification_last_success', 'Whether the latest verification restore passed (1) or failed or never ran (0).', (_t, f) => (f.verification?.status === 'passed' ? 1 : 0)],
   ['pgfleet_offsite_enabled', 'Whether the target has offsite copies configured (1) or not (0).', (t) => (t.offsite ? 1 : 0)],
   ['pgfleet_offsite_last_success_timestamp_seconds', 'When the newest backup whose offsite copy is confirmed finished, Unix time (0: none).', (_t, f) => (f.offsite.latest ? Date.parse(f.offsite.latest.meta.finished_at) / 1000 : 0)],
+  ['pgfleet_backup_next_expected_bytes', "What the target's next backup is expected to need on backup_root: its newest complete backup's size x 1.5 (0: never backed up).", (_t, f) => (f.latest ? Math.ceil(f.latest.meta.size_bytes * SPACE_MARGIN) : 0)],
+  ['pgfleet_backup_root_free_bytes', 'Bytes free (for an unprivileged writer) on the filesystem of backup_root, where the target\'s backups go (NaN: not a local directory or unreadable).', (_t, _f, d) => d?.free_bytes ?? NaN],
   ['pgfleet_offsite_pending_count', 'Complete backups whose offsite copy is not confirmed (offsite pending).', (_t, f) => f.offsite.pending],
 ];
 
@@ -77,12 +79,7 @@ export function renderMetrics(rows: readonly { target: Target; facts: TargetFact
   const lines: string[] = [];
   for (const [name, help, value] of FAMILIES) {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    for (const { target, facts } of rows) lines.push(`${name}{project="${label(target.project)}",environment="${label(target.environment)}"} ${value(target, facts)}`);
-  }
-  if (disk) {
-    const root = `{backup_root="${label(disk.backup_root)}"}`;
-    lines.push('# HELP pgfleet_backup_root_free_bytes Bytes free on the filesystem of backup_root (for an unprivileged writer).', '# TYPE pgfleet_backup_root_free_bytes gauge', `pgfleet_backup_root_free_bytes${root} ${disk.free_bytes}`);
-    lines.push("# HELP pgfleet_backup_root_needed_bytes What the next run of every enabled target is expected to need (each one's previous backup x 1.5).", '# TYPE pgfleet_backup_root_needed_bytes gauge', `pgfleet_backup_root_needed_bytes${root} ${disk.needed_bytes}`);
+    for (const { target, facts } of rows) lines.push(`${name}{project="${label(target.project)}",environment="${label(target.environment)}"} ${value(target, facts, disk)}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -83,8 +83,8 @@ describe('disk-space preflight', () => {
     expect(out).toContainEqual(expect.stringMatching(/^warning: .* free; the next run of the enabled targets is expected to need 18\.0 TiB/));
     await writeMetrics(ctx);
     const prom = readFileSync(path.join(dir, 'pgfleet.prom'), 'utf8');
-    expect(prom).toMatch(new RegExp(`^pgfleet_backup_root_free_bytes\\{backup_root="${ctx.repo.root}"\\} \\d+$`, 'm'));
-    expect(prom).toMatch(new RegExp(`^pgfleet_backup_root_needed_bytes\\{backup_root="${ctx.repo.root}"\\} ${18 * TIB}$`, 'm'));
+    expect(prom).toMatch(/^pgfleet_backup_root_free_bytes\{project="acme",environment="production"\} \d+$/m);
+    expect(prom).toMatch(new RegExp(`^pgfleet_backup_next_expected_bytes\\{project="acme",environment="production"\\} ${18 * TIB}$`, 'm'));
   });
 
   it('enough space: no warning', async () => {
