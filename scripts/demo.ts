@@ -4,7 +4,8 @@
  * data), its projects.yml, then pgfleet's nightly job over all of it, the resulting list, the
  * weekly verification restores and the monitoring status; then offsite copies: a local object store
  * (scripts/sandbox/objectstore.ts, a real S3 API) receives every backup encrypted with age, and a
- * tenant whose backups and database are gone comes back from the bucket alone.
+ * tenant whose backups and database are gone comes back from the bucket alone; last, a simulated
+ * year of the same tenants' history drawn by `pgfleet report` (.demo/report.html).
  * Everything lives in .demo/ (the object store's daemons too) and in containers named
  * pgfleet-demo-*; `npm run demo -- --clean` removes them, the object store included.
  */
@@ -14,6 +15,7 @@ import { stringify } from 'yaml';
 import { Runner } from '../lib/process/runner.js';
 import { sampleSql } from './sandbox/sample.js';
 import { Sandbox } from './sandbox/tenants.js';
+import { demoHistory } from './sandbox/history.js';
 import { startObjectStore, stopObjectStore } from './sandbox/objectstore.js';
 import { S3Store } from '../lib/storage/s3.js';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
@@ -44,9 +46,9 @@ async function clean(runner: Runner) {
   rmSync(DIR, { recursive: true, force: true });
 }
 
-async function pgfleet(runner: Runner, args: string[]): Promise<void> {
+async function pgfleet(runner: Runner, args: string[], env: Record<string, string> = {}): Promise<void> {
   say(`\n$ pgfleet ${args.join(' ')}`);
-  const r = await runner.run([process.execPath, CLI, ...args], { env: { PGFLEET_CONFIG: path.join(DIR, 'projects.yml'), PGFLEET_LOG_LEVEL: 'warn', ...offsiteEnv }, what: 'pgfleet' });
+  const r = await runner.run([process.execPath, CLI, ...args], { env: { PGFLEET_CONFIG: path.join(DIR, 'projects.yml'), PGFLEET_LOG_LEVEL: 'warn', ...offsiteEnv, ...env }, what: 'pgfleet' });
   process.stdout.write(r.stdout);
 }
 
@@ -129,6 +131,15 @@ async function main() {
   await sandbox.sql('pgfleet-demo-initech', 'postgres', 'DROP DATABASE initech_production WITH (FORCE)');
   say('…and it comes back from the bucket (streamed, decrypted, sha256 and every row count checked):');
   await pgfleet(runner, ['restore', 'initech', 'production', '--latest', '--from-offsite', '--into', 'initech_production', '--yes']);
+
+  // The report draws history: a simulated year of the same tenants, in a backup root of its own
+  // (its dumps are sparse files holding no data, never to be restored), up to today at noon.
+  const now = `${new Date().toISOString().slice(0, 10)}T12:00:00Z`;
+  say(`\na year of nightly backups of the same tenants, simulated up to ${now} (PGFLEET_NOW; .demo/history), as pgfleet report sees it:`);
+  const history = { PGFLEET_CONFIG: await demoHistory(path.join(DIR, 'history'), new Date(now)), PGFLEET_NOW: now };
+  await pgfleet(runner, ['report'], history);
+  await pgfleet(runner, ['report', '--html', path.join(DIR, 'report.html')], history);
+  say('  open it in a browser: dump size and backup time over the year, restore proofs, offsite lag; globex flagged for its shrunk dump');
 
   const conf = path.relative(process.cwd(), path.join(PACKAGE_ROOT, 'scripts', 'sandbox', 'containers.conf'));
   say(`

@@ -22,6 +22,7 @@
 import type { Context } from '../runtime/context.js';
 import { EXIT, type ExitCode } from '../core/errors.js';
 import { targetFacts } from '../fleet/metrics.js';
+import { sizeAnomaly, type SizeAnomaly } from '../fleet/anomaly.js';
 import { leftoverDatabases } from '../restore/kept.js';
 import { humanSize, renderTable } from '../core/text.js';
 import { requireEnabled } from '../config/load.js';
@@ -42,6 +43,8 @@ export interface TargetStatus {
   previous_size_bytes: number | null;
   /** (latest size / previous size) − 1, e.g. -0.4 for a dump 40 % smaller than the one before. */
   size_change: number | null;
+  /** The latest dump far off the median of the ones before it (platform.report.anomaly_share); a shrink is a problem. */
+  size_anomaly: SizeAnomaly | null;
   verification: { status: 'passed' | 'failed'; verified_at: string; age_seconds: number; backup_id: string; error?: string } | null;
   /** null: offsite not configured. latest: the newest backup whose offsite copy is confirmed. */
   offsite: { max_age_seconds: number; latest: { id: string; created_at: string; age_seconds: number; uploaded_at: string | null; key: string } | null; pending: number } | null;
@@ -94,6 +97,9 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
       if (!latest) problems.push('no complete backup');
       else if (latest.age_seconds > maxAge) problems.push(`latest complete backup is ${ago(latest.age_seconds)} old (max_backup_age ${ago(maxAge)})`);
       const v = f.verification;
+      // A tenant that lost its data must not look green: its dump shrinks.
+      const anomaly = sizeAnomaly(survey.complete.map((b) => b.meta), ctx.config.platform.report.anomalyShare);
+      if (anomaly?.kind === 'shrank') problems.push(anomaly.message);
       if (v?.status === 'failed') problems.push(`latest verification failed (${v.backup_id}, ${v.verified_at})${v.error ? `: ${v.error}` : ''}`);
       const offsite = t.offsite ? offsiteStatus(t.offsite.maxAgeMs / 1000, f, secondsSince) : null;
       if (offsite && !offsite.latest) problems.push(`no confirmed offsite copy${offsite.pending ? ` (${offsite.pending} pending)` : ''}`);
@@ -111,6 +117,7 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
         latest,
         previous_size_bytes: prev,
         size_change: latest && prev ? latest.size_bytes / prev - 1 : null,
+        size_anomaly: anomaly,
         verification: v && { status: v.status, verified_at: v.verified_at, age_seconds: Math.round(secondsSince(v.verified_at)), backup_id: v.backup_id, ...(v.error ? { error: v.error } : {}) },
         leftover_databases: leftovers,
         offsite,

@@ -91,6 +91,8 @@ export interface PlatformSettings {
   /** platform.offsite alone (a project may override or opt out: see Target.offsite). */
   offsite?: OffsiteSettings;
   encryption?: EncryptionSettings;
+  /** platform.report: how far from its recent median a dump's size is flagged (a share), the backup window (its time's trend is held against it; default max_backup_age). */
+  report: { anomalyShare: number; backupWindowMs?: number };
 }
 
 export interface LoadedConfig {
@@ -104,6 +106,7 @@ export const DEFAULTS = {
   container_cli: 'docker' as const,
   concurrency: 2,
   max_backup_age: '26h',
+  anomaly_share: 0.3,
   retention_days: 30,
   keep_daily: 7,
   keep_weekly: 4,
@@ -294,6 +297,7 @@ function resolvePlatform(p: PlatformConfig | undefined, env: NodeJS.ProcessEnv, 
     metricsTextfile: p?.metrics?.textfile ? path.resolve(dir, p.metrics.textfile) : undefined,
     offsite: resolveOffsite(p?.offsite, undefined, tiers, maxBackupAgeMs),
     encryption: p?.encryption ? { ageRecipients: p.encryption.age_recipients } : undefined,
+    report: { anomalyShare: p?.report?.anomaly_share ?? DEFAULTS.anomaly_share, backupWindowMs: p?.report?.backup_window ? parseDuration(p.report.backup_window) : undefined },
   };
 }
 

@@ -90,6 +90,8 @@ export const Platform = z.strictObject({
   metrics: z.strictObject({ textfile: z.string().min(1).optional() }).optional(),
   offsite: PlatformOffsite.optional(),
   encryption: Encryption.optional(),
+  /** `report` and `status`: a dump more than anomaly_share off its recent median is flagged; backup_window bounds the backup time's trend. */
+  report: z.strictObject({ anomaly_share: z.number().gt(0).lt(10).optional(), backup_window: duration.optional() }).optional(),
 });
 
 export const DatabaseBackup = z.strictObject({
