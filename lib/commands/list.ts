@@ -87,17 +87,19 @@ export async function runList(ctx: Context, o: { project?: string; environment?:
     ctx.out('no backups');
     return all;
   }
+  // The STATE column appears when something is damaged (a listing of complete backups reads as it always has).
+  const anyDamaged = all.some((b) => b.state === 'damaged');
   const rows = all.map((b) => [
     `${b.project}/${b.environment}`,
     b.id,
-    b.state === 'complete' ? 'complete' : 'DAMAGED',
+    ...(anyDamaged ? [b.state === 'complete' ? 'complete' : 'DAMAGED'] : []),
     b.type ?? '-',
     b.created_at ? b.created_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-',
     b.size_bytes === null ? '-' : humanSize(b.size_bytes),
     b.verification ? `${b.verification.status} ${b.verification.verified_at.slice(0, 10)}` : 'unverified',
     b.path,
   ]);
-  for (const l of renderTable(['TARGET', 'ID', 'STATE', 'TYPE', 'CREATED (UTC)', 'SIZE', 'VERIFIED', 'PATH'], rows)) ctx.out(l);
+  for (const l of renderTable(['TARGET', 'ID', ...(anyDamaged ? ['STATE'] : []), 'TYPE', 'CREATED (UTC)', 'SIZE', 'VERIFIED', 'PATH'], rows)) ctx.out(l);
   const damaged = all.filter((b) => b.state === 'damaged');
   if (damaged.length) ctx.out(`${damaged.length} damaged backup(s), never restored (prune --remove-damaged <id> removes one):\n  ${damaged.map((b) => `${b.project}/${b.environment} ${b.id}: ${b.problem}`).join('\n  ')}`);
   return all;
