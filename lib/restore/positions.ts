@@ -5,12 +5,15 @@
  *
  * Promises: it never fails a restore (any problem, or an interrupt, gives null: pg_restore then
  * reads the archive as pg_dump wrote it), memory stays flat whatever the archive's size, and it
- * leaves nothing behind (its private FIFO directory is removed whatever happens).
+ * leaves nothing behind (its private FIFO directory is removed whatever happens). Given `input`
+ * (a branch of the one read of a remote copy), it reads that instead of the file, and keeps it
+ * flowing to its end whatever happens, so it never holds the staging back.
  */
 import { openSync, promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Logger } from '../core/log.js';
 import { ArchiveIndexer } from '../postgres/archive.js';
 import type { TargetShell } from '../process/container.js';
@@ -24,9 +27,9 @@ import type { DumpFile } from './dump.js';
  * host's zstd writes into, read as a socket with a fixed read buffer), so the ~GB going through
  * leaves no garbage behind.
  */
-export async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, signal: AbortSignal | undefined, log: Logger): Promise<Buffer | null> {
-  // A copy in the bucket is read once, as a stream: no second read to index (pg_restore reads it as written).
-  if (d.remote) return null;
+export async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, signal: AbortSignal | undefined, log: Logger, input?: Readable): Promise<Buffer | null> {
+  // A copy in the bucket is read once: without a branch of that read there is nothing to index.
+  if (d.remote && !input) return null;
   const ix = new ArchiveIndexer();
   const buf = Buffer.allocUnsafe(1 << 20);
   let dir: string | null = null;
@@ -45,7 +48,7 @@ export async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, s
         const r = reader;
         const ended = new Promise<void>((resolve, reject) => r.once('close', () => resolve()).once('error', reject));
         // --no-check: the file's sha256 is checked on the staging side, and a wrong position could not pass unnoticed.
-        const z = ctx.runner.spawn(['zstd', '-dc', '-q', '--no-check', '--', d.path], { stdoutTo: w.fd, signal, what: 'zstd -d (reading the archive)', role: 'decompress', target: sh.ref });
+        const z = ctx.runner.spawn(['zstd', '-dc', '-q', '--no-check', ...(input ? [] : ['--', d.path])], { input, stdoutTo: w.fd, signal, what: 'zstd -d (reading the archive)', role: 'decompress', target: sh.ref });
         await w.close(); // zstd holds its own copy: the FIFO ends when zstd does
         const [read, done] = await Promise.allSettled([ended, z.done]);
         if (done.status === 'rejected') throw done.reason;
@@ -53,6 +56,11 @@ export async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, s
       } finally {
         reader?.destroy();
         await w.close().catch(() => undefined);
+      }
+    } else if (input) {
+      for await (const chunk of input as AsyncIterable<Buffer>) {
+        if (signal?.aborted) break;
+        ix.write(chunk);
       }
     } else {
       const fh = await fs.open(d.path, 'r');
@@ -70,6 +78,8 @@ export async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, s
     log.debug({ err: (e as Error)?.message ?? String(e) }, 'archive not indexed: pg_restore will read it as written');
     return null;
   } finally {
+    // Whatever happened, the branch keeps flowing (into nothing) so the staging it shares a read with goes on.
+    if (input && !input.readableEnded) input.on('error', () => undefined).resume();
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   }
 }

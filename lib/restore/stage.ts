@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import os from 'node:os';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { CommandError, InterruptedError, VerificationError, type TargetRef } from '../core/errors.js';
 import { targetLogger, type Logger } from '../core/log.js';
 import { Undo, withLeftovers } from '../core/undo.js';
@@ -74,7 +74,9 @@ export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o
   const reading = new AbortController();
   const stopReading = () => reading.abort(o.signal?.reason ?? 'closed');
   o.signal?.addEventListener('abort', stopReading, { once: true });
-  const tocPatch = archiveIndex(ctx, sh, d, reading.signal, log).then((patch) => {
+  // A remote copy is read once: the positions pass reads a branch of the same stream (a file is read again).
+  const feed = d.remote ? new PassThrough({ highWaterMark: 1 << 20 }) : undefined;
+  const tocPatch = archiveIndex(ctx, sh, d, reading.signal, log, feed).then((patch) => {
     log.debug({ ms: Math.round(performance.now() - t0), data_positions: patch ? 'filled in' : 'as written' }, 'reading the archive done');
     return patch;
   });
@@ -85,7 +87,7 @@ export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o
     return cleanup.run('cleaning up');
   };
   try {
-    const staged = await stage(ctx, sh, d, dir, o.signal, log).catch(async (e) => {
+    const staged = await stage(ctx, sh, d, dir, o.signal, log, feed).catch(async (e) => {
       // A damaged file usually stops the decompression before it is all read: say what is wrong with it
       // (a remote read has said it already, when its bytes were the reason).
       if (d.meta && !(e instanceof InterruptedError) && !(e instanceof VerificationError) && !(e instanceof AgeError)) await hashWhole(d, { signal: o.signal, target: sh.ref });
@@ -100,15 +102,17 @@ export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o
 }
 
 /** The decompressed archive into `dir`/archive.dump where pg_restore runs; the compressed file's sha256 on the way. */
-async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, signal: AbortSignal | undefined, log: Logger): Promise<{ sha256: string; bytes: number }> {
+async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, signal: AbortSignal | undefined, log: Logger, feed?: PassThrough): Promise<{ sha256: string; bytes: number }> {
   if (d.compressed && sh.container) {
     const r = readDump(d, signal);
+    feed && r.stream.pipe(feed);
     try {
       await sh.run('sh', ['-c', STAGE_WITH_ZSTD, 'pgfleet-stage', dir], { input: r.stream, signal, what: 'zstd -d (in the container)', program: 'zstd', role: 'stage' }).catch(readersFault(r));
       return await r.digest();
     } catch (e) {
       if (!(e instanceof CommandError && (e.code === 126 || e.code === 127))) throw e;
       log.debug('no zstd in the container: decompressing on the host');
+      feed?.destroy(); // fed a first read already: the positions pass gives up (null)
     } finally {
       r.destroy();
     }

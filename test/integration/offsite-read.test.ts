@@ -103,8 +103,10 @@ describe('restore --from-offsite', () => {
     const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
     const [schema, digest] = [await schemaDump(fleet.runner, c, 'acme_production'), await dataDigest(fleet.sandbox, c, 'acme_production')];
     await fleet.sql('acme', 'acme_production', 'CREATE TABLE after_backup (x int); INSERT INTO after_backup VALUES (1); ALTER TABLE after_backup OWNER TO acme');
-    const r = await fleet.cli(['restore', 'acme', 'production', b.meta.id, '--from-offsite', '--into', 'acme_from_bucket', '--yes'], { env: env() });
+    const r = await fleet.cli(['restore', 'acme', 'production', b.meta.id, '--from-offsite', '--into', 'acme_from_bucket', '--yes', '--jobs', '2'], { env: { ...env(), PGFLEET_LOG_LEVEL: 'debug' } });
     expect(r.code, r.stderr).toBe(0);
+    // The one read from the bucket also fed the data-positions pass: pg_restore -j2 seeks instead of scanning.
+    expect(r.stderr).toMatch(/"data_positions":"filled in".*pg_restore starts from the staged copy/);
     expect(r.stdout).toContain(`s3://${BUCKET}/base/acme/production/database/${b.meta.id}.dump.zst.age`);
     expect(await schemaDump(fleet.runner, c, 'acme_from_bucket')).toBe(schema);
     expect(await dataDigest(fleet.sandbox, c, 'acme_from_bucket')).toEqual(digest);
