@@ -94,15 +94,18 @@ export class LocalStore implements Store {
     }
   }
 
-  async load(key: string, o: { signal?: AbortSignal } = {}): Promise<Readable> {
-    const file = this.pathOf(key);
-    let fd: number;
+  /** The key's file opened for reading; NotFoundError when there is none. */
+  private open(key: string): number {
     try {
-      fd = openSync(file, 'r');
+      return openSync(this.pathOf(key), 'r');
     } catch (e) {
       if (missing(e)) throw new NotFoundError(key, this.location);
       throw e;
     }
+  }
+
+  async load(key: string, o: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const fd = this.open(key);
     if (!fstatSync(fd).isFile()) {
       closeSync(fd);
       throw new NotFoundError(key, this.location);
@@ -111,14 +114,7 @@ export class LocalStore implements Store {
   }
 
   async read(key: string): Promise<Buffer> {
-    const file = this.pathOf(key);
-    let fd: number;
-    try {
-      fd = openSync(file, 'r');
-    } catch (e) {
-      if (missing(e)) throw new NotFoundError(key, this.location);
-      throw e;
-    }
+    const fd = this.open(key);
     try {
       // Into one scratch buffer, to the end: no fstat, no growing buffer for a small object.
       const parts: Buffer[] = [];
