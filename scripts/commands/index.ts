@@ -5,8 +5,8 @@ import { restore, verifyBackups } from './restore.js';
 import { show } from './show.js';
 import { prune, scheduledBackup, status } from './fleet.js';
 import { offsiteSync } from './offsite.js';
-import { basebackup, pitrArchive, pitrCheck } from './pitr.js';
+import { basebackup, pitrArchive, pitrCheck, pitrRecover } from './pitr.js';
 import { report } from './report.js';
 import type { Verb } from './types.js';
 
-export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, report, prune, predeploy, deploymentStatus, rollback, show, restore, verifyBackups, offsiteSync, pitrCheck, pitrArchive, basebackup];
+export const VERBS: Verb[] = [configCheck, backup, list, scheduledBackup, status, report, prune, predeploy, deploymentStatus, rollback, show, restore, verifyBackups, offsiteSync, pitrCheck, pitrArchive, basebackup, pitrRecover];

@@ -2,6 +2,8 @@
 import { runBasebackup } from '../../lib/commands/basebackup.js';
 import { runPitrArchive } from '../../lib/commands/pitr-archive.js';
 import { runPitrCheck } from '../../lib/commands/pitr-check.js';
+import { runPitrRecover } from '../../lib/commands/pitr-recover.js';
+import { UsageError } from '../../lib/core/errors.js';
 import { parseDuration } from '../../lib/config/load.js';
 import type { Verb } from './types.js';
 
@@ -33,5 +35,17 @@ export const basebackup: Verb = {
   positionals: [2, 2],
   run: async (ctx, _v, [project, environment]) => {
     await runBasebackup(ctx, { project, environment });
+  },
+};
+
+export const pitrRecover: Verb = {
+  name: 'pitr recover',
+  usage: 'pitr recover <project> <env> --to <ISO-8601 time> --out FILE',
+  summary: "the target's database as it was at that time, as a pg_dump file (a temporary instance in the tenant's container over the newest base backup before it and the archived WAL; always removed); restore it with `restore <project> <env> FILE`",
+  options: { to: { type: 'string' }, out: { type: 'string' } },
+  positionals: [2, 2],
+  run: async (ctx, v, [project, environment]) => {
+    if (!v.to || !v.out) throw new UsageError('pitr recover needs --to <time> and --out FILE');
+    await runPitrRecover(ctx, { project, environment, to: v.to as string, out: v.out as string });
   },
 };

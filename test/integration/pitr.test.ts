@@ -10,6 +10,8 @@ import { BaseBackupMetadata, WalRecord } from '../../lib/formats/pitr.js';
 import { pgBinDir } from '../../scripts/sandbox/tenants.js';
 import { ClusterArchive } from '../../lib/pitr/archive.js';
 import { takeInWal, WalConflictError, WalGapError } from '../../lib/pitr/intake.js';
+import { clusterOf } from '../../lib/pitr/cluster.js';
+import { recoverDatabase } from '../../lib/pitr/recover.js';
 import { safeArchiveCommand } from '../../lib/pitr/settings.js';
 import { LocalStore } from '../../lib/storage/local.js';
 import { TestFleet, type ProjectSpec } from '../helpers.js';
@@ -258,4 +260,41 @@ describe('point-in-time recovery (real PostgreSQL 15 archiving WAL)', () => {
       rmSync(root, { recursive: true, force: true });
     }
   }, 240_000);
+
+  it('recoverDatabase: a temporary postmaster in the tenant container recovers to a time between two writes and dumps the one database; it leaves nothing behind', async () => {
+    const bb = await fleet.cli(['basebackup', 'acme', 'production']);
+    expect(bb.code, bb.stdout + bb.stderr).toBe(0);
+    await fleet.sql('acme', 'acme_production', "CREATE TABLE IF NOT EXISTS marks2 (what text); INSERT INTO marks2 VALUES ('one')");
+    await new Promise((r) => setTimeout(r, 1100));
+    const to = new Date(Number((await fleet.sql('acme', 'postgres', 'select extract(epoch from clock_timestamp()) * 1000')).trim()));
+    await new Promise((r) => setTimeout(r, 1100));
+    await fleet.sql('acme', 'acme_production', "INSERT INTO marks2 VALUES ('two')");
+    await landOne();
+    expect((await fleet.cli(['pitr', 'archive'])).code).toBe(0);
+    const { ctx } = fleet.context();
+    const c = clusterOf(ctx.config, ctx.config.targets.find((t) => t.project === 'acme')!);
+    const outFile = path.join(fleet.dir, 'recovered.dump');
+    const cli = await fleet.cli(['pitr', 'recover', 'acme', 'production', '--to', to.toISOString(), '--out', outFile]);
+    expect(cli.code, cli.stdout + cli.stderr).toBe(0);
+    expect(cli.stdout.trim().split('\n')).toEqual([`restore it safely with: pgfleet restore acme production ${outFile}`, outFile]);
+    await stockRestoreDump(outFile, 'acme_recovered');
+    expect(await fleet.sql('acme', 'acme_recovered', "select string_agg(what, ',') from marks2")).toBe('one\n');
+    expect(await fleet.sql('acme', 'acme_production', "select string_agg(what, ',' order by what) from marks2")).toBe('one,two\n'); // the live one untouched by the recovery
+    const left = await fleet.runner.run(['podman', 'exec', good, 'sh', '-c', 'ls -d /tmp/pgfleet-recover-* 2>/dev/null; ps -eo args | grep -c "[p]ostgres -D /tmp/pgfleet-recover" || true']);
+    expect(left.stdout.trim()).toBe('0');
+    // Through the safe restore, over the live database: the tenant back at the target, the other tenant untouched.
+    await fleet.sql('beta', 'beta_production', "CREATE TABLE IF NOT EXISTS notes (n int); INSERT INTO notes VALUES (1)");
+    const over = await fleet.cli(['restore', 'acme', 'production', outFile, '--yes']);
+    expect(over.code, over.stdout + over.stderr).toBe(0);
+    expect(await fleet.sql('acme', 'acme_production', "select string_agg(what, ',') from marks2")).toBe('one\n');
+    expect(await fleet.sql('beta', 'beta_production', 'select count(*) from notes')).toBe('1\n');
+    // Before the earliest base backup: refused, naming the earliest point.
+    const early = await recoverDatabase(ctx, c, { to: new Date('2000-01-01T00:00:00Z'), database: 'acme_production', outFile }).catch((e) => e);
+    expect(early.message).toMatch(/2000-01-01T00:00:00.000Z is before the earliest restorable point \(\d{4}-/);
+  }, 240_000);
+
+  async function stockRestoreDump(file: string, db: string) {
+    await fleet.runner.run(['podman', 'exec', good, 'createdb', '-U', 'postgres', db]);
+    await fleet.runner.run(['sh', '-c', `podman exec -i ${good} pg_restore -U postgres --exit-on-error -d ${db} < "$1"`, 'sh', file]);
+  }
 });
