@@ -2,7 +2,7 @@
  * scripts/pgfleet.ts, the built CLI (dist/, as `npm run -s build` leaves it): a bug (an
  * InternalError, or anything thrown that is not a PgfleetError) is reported as one, with
  * "please report it", its stack and exit 1, secrets redacted; an expected failure is not. The bug
- * is planted by a module preloaded with --import that breaks Repository.prototype.list, so that
+ * is planted by a module preloaded with --import that breaks Repository.prototype.survey, so that
  * `pgfleet list` meets it; no container is needed.
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -22,15 +22,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const config = path.join(dir, 'projects.yml');
 writeFileSync(config, `platform:\n  backup_root: ${path.join(dir, 'backups')}\nacme:\n  database:\n    type: postgresql\n    container: acme-db\n    databases: { production: acme_production }\n`);
 
-/** `pgfleet list` with Repository.prototype.list replaced by `body` (the preload's code). */
+/** `pgfleet list` with Repository.prototype.survey replaced by `body` (the preload's code). */
 function listWith(body: string) {
   const preload = path.join(dir, `preload-${Math.random().toString(36).slice(2)}.mjs`);
   writeFileSync(
     preload,
     `import { Repository } from ${JSON.stringify(dist('storage/repository.js'))};\n` +
       `import { EXIT, InternalError, PgfleetError } from ${JSON.stringify(dist('core/errors.js'))};\n` +
-      `if (typeof Repository.prototype.list !== 'function') throw new Error('test setup: Repository.prototype.list is gone; plant the bug elsewhere');\n` +
-      `Repository.prototype.list = async function () { ${body} };\n`,
+      `if (typeof Repository.prototype.survey !== 'function') throw new Error('test setup: Repository.prototype.survey is gone; plant the bug elsewhere');\n` +
+      `Repository.prototype.survey = async function () { ${body} };\n`,
   );
   const r = spawnSync(process.execPath, ['--import', pathToFileURL(preload).href, CLI, 'list'], {
     env: { ...process.env, PGFLEET_CONFIG: config, PGPASSWORD: 'never-shown-pw' },
