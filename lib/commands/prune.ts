@@ -21,6 +21,7 @@ import { writeMetrics } from '../fleet/metrics.js';
 import { pruneTarget, removeDamaged, type TargetPrune } from '../fleet/prune.js';
 import { findTarget } from '../config/load.js';
 import { pruneOffsite, type OffsitePrune } from '../offsite/prune.js';
+import { Board } from '../core/board.js';
 
 export interface PruneResult {
   targets: (TargetPrune | { project: string; environment: string; error: string; busy: boolean })[];
@@ -31,8 +32,11 @@ export async function runPrune(ctx: Context, o: { project?: string; environment?
   if (o.removeDamaged !== undefined) return runRemoveDamaged(ctx, o.project, o.environment, o.removeDamaged, !!o.dryRun);
   const targets = selectTargets(ctx.config, o.project, o.environment);
   const results: PruneResult['targets'] = [];
+  // On a terminal, a row per target as each is pruned; the lines printed stay the record.
+  const board = new Board(ctx.term, targets.map((t) => `${t.project}/${t.environment}`), o.dryRun ? 'retention (dry run)' : 'retention');
   for (const t of targets) {
     const name = `${t.project}/${t.environment}`;
+    board.start(name);
     try {
       // A dry run: the same planning on a repository that refuses writes, and no lock (it creates nothing).
       const both = async (c: Context) => ({ r: await pruneTarget(c, t), offsite: t.offsite ? await pruneOffsite(c, t).catch((e: unknown) => e as Error) : null });
@@ -41,13 +45,16 @@ export async function runPrune(ctx: Context, o: { project?: string; environment?
       printPrune(ctx, r);
       if (offsite instanceof Error) throw new Error(`offsite retention: ${offsite.message}`);
       if (offsite) printOffsite(ctx, offsite);
+      board.finish(name, 'done', `${o.dryRun ? 'would remove' : 'removed'} ${r.remove.length}`);
     } catch (e) {
       const busy = e instanceof LockBusyError;
       results.push({ project: t.project, environment: t.environment, error: (e as Error).message, busy });
       ctx.out(`${name}: ${busy ? 'busy (another run holds its lock), skipped' : `FAILED: ${(e as Error).message}`}`);
       targetLogger(ctx.logger, t).error({ error: (e as Error).message }, busy ? 'prune skipped: target busy' : 'prune failed');
+      board.finish(name, busy ? 'skipped' : 'failed', busy ? 'busy' : (e as Error).message);
     }
   }
+  board.close();
   if (!o.dryRun) await writeMetrics(ctx);
   const failed = results.filter((r) => 'error' in r);
   const exitCode = failed.some((r) => !r.busy) ? EXIT.FAILED : failed.length ? EXIT.LOCKED : EXIT.OK;

@@ -141,6 +141,23 @@ export class Terminal {
     };
   }
 
+  /**
+   * A line of stdout (`out`), the machine-readable output. When stdout is this same terminal and
+   * live lines are drawn on stderr, they are taken down first and drawn again under it, so the two
+   * streams never overwrite each other; otherwise the line is written as it is.
+   */
+  printOut(line: string, out: { write(s: string): unknown; isTTY?: boolean } = process.stdout): void {
+    if (!this.shows || !this.screen.live.length || !out.isTTY) {
+      out.write(line + '\n');
+      return;
+    }
+    const n = this.screen.drawn;
+    if (n) this.write(`\x1b[${n}F` + '\x1b[K\n'.repeat(n) + `\x1b[${n}F`);
+    this.screen.drawn = 0;
+    out.write(line + '\n');
+    this.redraw([]);
+  }
+
   /** Remove every live line (a command that failed midway): what is printed next is not redrawn under. Idempotent. */
   reset(): void {
     if (!this.shows || !this.screen.live.length) return;

@@ -34,7 +34,9 @@ export async function copyOffsite(ctx: Context, target: Target, local: StoredBac
   const t0 = performance.now();
   try {
     const bucket = o.bucket ?? offsiteStore(target, {}, ctx.env);
-    const up = await uploadBackup(ctx.runner, target, local, ctx.repo.store, bucket, { signal: ctx.signal, ...o });
+    // On a terminal, a bar: the local dump's bytes read into the upload, of its known size.
+    const bar = ctx.progress ? ctx.term.progress(`upload ${local.meta.id}`, { total: local.meta.size_bytes }) : null;
+    const up = await uploadBackup(ctx.runner, target, local, ctx.repo.store, bucket, { signal: ctx.signal, onBytes: bar ? (n) => bar.set(n) : undefined, ...o }).finally(() => bar?.stop());
     const durationMs = Math.round(performance.now() - t0);
     const state = await recordOffsite(ctx.repo, local, { status: 'uploaded', key, uploaded_at: ctx.clock().toISOString() });
     log.info({ id: local.meta.id, key: `${bucket.location}/${up.key}`, bytes: up.stored.size_bytes, encrypted: !!up.stored.encryption, verified_by: up.verifiedBy, duration_ms: durationMs }, 'offsite copy uploaded');

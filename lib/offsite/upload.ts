@@ -37,6 +37,8 @@ export interface UploadOptions {
   signal?: AbortSignal;
   /** How the stored bytes are confirmed: 'etag' (the service's MD5s, read back when they differ) or 'read-back' (always). */
   verify?: 'etag' | 'read-back';
+  /** Told the bytes of the local dump read so far, as they are read (a terminal's bar). */
+  onBytes?: (n: number) => void;
 }
 
 export interface Uploaded {
@@ -122,6 +124,8 @@ export async function uploadBackup(runner: Runner, target: Target, local: Stored
   const source = await localStore.load(local.key);
   source.once('error', (e) => plain.stream.destroy(e));
   source.pipe(plain.stream);
+  let read = 0;
+  if (o.onBytes) source.on('data', (c: Buffer) => o.onBytes!((read += c.length)));
   const bytes = recipients ? new Age(runner).encrypt(plain.stream, recipients, { signal: o.signal, target: ref }) : plain.stream;
   bytes.once('error', (e) => stored.stream.destroy(e));
   bytes.pipe(stored.stream);

@@ -49,7 +49,7 @@ export function defaultDeps(over: Partial<Deps> = {}): Deps {
     clock: over.clock ?? clockFromEnv(env),
     env,
     signal: over.signal,
-    out: over.out ?? ((line) => process.stdout.write(line + '\n')),
+    out: over.out ?? ((line) => term.printOut(line)),
     progress: over.progress ?? term.shows,
     term,
   };

@@ -100,6 +100,18 @@ describe('what a person sees (real PostgreSQL, a real pseudo-terminal)', () => {
     expect(r.screen.split('\n').at(-1)).toBe('1 target(s): 1 ok');
   });
 
+  it('verify-backups and prune on a terminal: the live table while they run, their stdout lines above it, then only the lines of today', async () => {
+    const seen: string[] = [];
+    const v = await tty.run(['verify-backups', 'acme', 'production'], { onScreen: (s) => seen.push(s) });
+    expect(v.code, v.screen).toBe(0);
+    expect(seen.join('\n')).toMatch(/verification restores: 0 of 1 done\n {2}[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] acme\/production {2}[\d.]+ s {2}restoring db_/);
+    expect(v.screen.split('\n')).toEqual([expect.stringMatching(/^passed {2}acme\/production db_\d{8}_\d{6}Z: 1 tables, 150000 rows \([\d.]+ s\)$/), '1 verified: 1 passed, 0 failed']);
+    const p = await tty.run(['prune', '--dry-run']);
+    expect(p.code, p.screen).toBe(0);
+    expect(p.screen).toMatch(/^acme\/production: would remove \d+, would keep \d+ \(dry run\)$/m);
+    expect(p.screen).not.toContain('retention (dry run):');
+  });
+
   it('-q: only the machine-readable last line (and errors); -v: the detailed records', async () => {
     const q = await tty.run(['backup', 'acme', 'production', '-q']);
     expect(q.code, q.screen).toBe(0);

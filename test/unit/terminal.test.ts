@@ -229,3 +229,34 @@ describe('a fleet command’s live table (lib/core/board.ts)', () => {
     expect(s.raw()).toBe('');
   });
 });
+
+describe('stdout on the same screen', () => {
+  it('a stdout line while live lines are drawn goes above them, never over them', () => {
+    const s = screen();
+    const stdout = { isTTY: true, write: (x: string) => (s.term as unknown as { out: { write(x: string): void } }).out.write(x) };
+    const b = new Board(s.term, ['acme/production', 'globex/production'], 'verification restores');
+    b.start('acme/production');
+    s.term.printOut('passed  acme/production db_1: 6 tables, 3601 rows (1.2 s)', stdout);
+    b.finish('acme/production', 'done', '1 passed');
+    s.term.printOut('passed  globex/production db_2: 1 tables, 10 rows (0.4 s)', stdout);
+    expect(s.text()).toEqual([
+      'passed  acme/production db_1: 6 tables, 3601 rows (1.2 s)',
+      'passed  globex/production db_2: 1 tables, 10 rows (0.4 s)',
+      'verification restores: 1 of 2 done',
+      '  ✓ acme/production    0.0 s  1 passed',
+      '  · globex/production  waiting',
+    ]);
+    b.close();
+    s.term.printOut('2 verified: 2 passed, 0 failed', stdout);
+    expect(s.text().at(-1)).toBe('2 verified: 2 passed, 0 failed');
+    expect(s.text()).toHaveLength(3);
+  });
+
+  it('stdout not a terminal: written as it is', () => {
+    const s = screen();
+    let piped = '';
+    s.term.progress('dump', { total: 10 });
+    s.term.printOut('/backups/x.dump.zst', { isTTY: false, write: (x: string) => (piped += x) });
+    expect(piped).toBe('/backups/x.dump.zst\n');
+  });
+});
