@@ -11,9 +11,9 @@
  * killed, or whose counts failed is never saved, even though zstd's output ended cleanly. Any failure, the save's own (disk full) included,
  * stops the whole run at once (DumpRun); the save then rejects and leaves nothing under the key.
  */
-import { createHash } from 'node:crypto';
-import { pipeline, Transform } from 'node:stream';
+import { pipeline } from 'node:stream';
 import { InternalError } from '../core/errors.js';
+import { hashingTap } from '../core/hashing.js';
 import type { Progress } from '../core/terminal.js';
 import { parseRowCounts, ROW_COUNTS_SQL } from '../postgres/psql.js';
 import type { Repository } from '../storage/repository.js';
@@ -46,7 +46,7 @@ export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesse
   gate.catch(() => undefined); // the run has its error; the stream ends with it
   const closed = gate.then(() => run.watch(p.session.close()));
   closed.catch(() => undefined); // awaited below, or the run already failed
-  const tap = hashingGate(gate);
+  const tap = hashingTap(gate);
   // Errors of zstd's stdout or of the tap (the save destroys it with its own, e.g. ENOSPC) stop the run at once.
   pipeline(p.zstd.stdout, tap.stream, (e) => e && run.stop(e));
 
@@ -58,29 +58,6 @@ export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesse
   run.throwIfStopped();
   if (saved.size !== tap.bytes()) throw new InternalError(`the store saved ${saved.size} bytes of the ${tap.bytes()} streamed`);
   return { size: saved.size, sha256: tap.digest(), tables };
-}
-
-/**
- * A pass-through that hashes and counts what flows, and ends only once `gate` resolves (its
- * rejection is the stream's error). Chunks pass as they are: never copied, never held.
- */
-function hashingGate(gate: Promise<unknown>) {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      cb(null, chunk);
-    },
-    flush(cb) {
-      gate.then(
-        () => cb(),
-        (e: unknown) => cb(e as Error),
-      );
-    },
-  });
-  return { stream, bytes: () => bytes, digest: () => hash.digest('hex') };
 }
 
 /** The terminal's bar (lib/core/terminal.ts), fed the bytes written five times a second; removed at the end. */

@@ -12,9 +12,9 @@
  * a failed backup never becomes an object; a failure after the save (the metadata's) removes it.
  * With -X fetch the tar holds the WAL it needs: it starts on its own, without the archive.
  */
-import { createHash } from 'node:crypto';
-import { pipeline, Transform } from 'node:stream';
+import { pipeline } from 'node:stream';
 import { EXIT, InternalError, PgfleetError } from '../core/errors.js';
+import { hashingTap } from '../core/hashing.js';
 import type { BaseBackupMetadata } from '../formats/pitr.js';
 import { VERSION } from '../core/package.js';
 import type { Context } from '../runtime/context.js';
@@ -45,22 +45,11 @@ export async function takeBaseBackup(ctx: Context, c: Cluster, command = 'baseba
     const pb = shell.spawn('pg_basebackup', ['-D', '-', '-Ft', '-X', 'fetch', '-c', 'fast', '-v', '-w', '-U', SUPERUSER], { role: 'dump', stdoutTo: zstd, signal: ctx.signal });
     const finished = Promise.all([pb.done, zstd.done]);
     finished.catch(() => undefined);
-    const hash = createHash('sha256');
-    let bytes = 0;
-    const tap = new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        cb(null, chunk);
-      },
-      flush(cb) {
-        finished.then(() => cb(), cb);
-      },
-    });
-    pipeline(zstd.stdout, tap, () => undefined);
+    const tap = hashingTap(finished);
+    pipeline(zstd.stdout, tap.stream, () => undefined);
     let saved;
     try {
-      saved = await archive.saveBase(id, tap, { signal: ctx.signal });
+      saved = await archive.saveBase(id, tap.stream, { signal: ctx.signal });
       await finished;
     } catch (e) {
       pb.kill();
@@ -68,7 +57,7 @@ export async function takeBaseBackup(ctx: Context, c: Cluster, command = 'baseba
       await Promise.allSettled([pb.done, zstd.done]);
       throw e;
     }
-    if (saved.size !== bytes) throw new InternalError(`the store saved ${saved.size} bytes of the ${bytes} streamed`);
+    if (saved.size !== tap.bytes()) throw new InternalError(`the store saved ${saved.size} bytes of the ${tap.bytes()} streamed`);
     try {
       const points = parseBasebackupLog(pb.stderrTail());
       if (!points) throw new PgfleetError(`${c.container}: pg_basebackup -v did not report its WAL start and end points: ${pb.stderrTail().trim()}`, EXIT.FAILED, ref(c));
@@ -78,7 +67,7 @@ export async function takeBaseBackup(ctx: Context, c: Cluster, command = 'baseba
         container: c.container,
         file: `${id}.tar.zst`,
         size_bytes: saved.size,
-        sha256: hash.digest('hex'),
+        sha256: tap.digest(),
         compression: { algorithm: 'zstd', level: BASE_ZSTD_LEVEL },
         started_at: started.toISOString(),
         finished_at: ctx.clock().toISOString(),

@@ -16,10 +16,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Clock } from '../core/clock.js';
 import { EXIT, InternalError, PgfleetError } from '../core/errors.js';
+import { hashingTap } from '../core/hashing.js';
 import { fsyncDir } from '../core/fsutil.js';
 import { walKind, type WalRecord } from '../formats/pitr.js';
 import type { Runner } from '../process/runner.js';
@@ -112,23 +112,12 @@ export async function takeInWal(d: IntakeDeps, archive: ClusterArchive, landingD
 /** Compress and save one file, then its record; returns the record. */
 async function takeOne(d: IntakeDeps, archive: ClusterArchive, file: string, name: string, raw: { sha256: string; size: number }, mtime: Date): Promise<WalRecord> {
   const zstd = d.runner.spawn(['zstd', '-q', '-c', `-${WAL_ZSTD_LEVEL}`, '--', file], { what: `zstd (WAL ${name})`, program: 'zstd', role: 'compress', signal: d.signal });
-  const h = createHash('sha256');
-  let bytes = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      h.update(chunk);
-      bytes += chunk.length;
-      cb(null, chunk);
-    },
-    flush(cb) {
-      zstd.done.then(() => cb(), cb);
-    },
-  });
-  const piping = pipeline(zstd.stdout, tap);
+  const tap = hashingTap(zstd.done);
+  const piping = pipeline(zstd.stdout, tap.stream);
   piping.catch(() => undefined);
-  const saved = await archive.saveWal(name, tap, { signal: d.signal });
+  const saved = await archive.saveWal(name, tap.stream, { signal: d.signal });
   await Promise.all([piping, zstd.done]);
-  if (saved.size !== bytes) throw new InternalError(`the store saved ${saved.size} bytes of the ${bytes} streamed`);
+  if (saved.size !== tap.bytes()) throw new InternalError(`the store saved ${saved.size} bytes of the ${tap.bytes()} streamed`);
   const kind = walKind(name)!;
   const record: WalRecord = {
     format_version: 1,
@@ -137,7 +126,7 @@ async function takeOne(d: IntakeDeps, archive: ClusterArchive, file: string, nam
     timeline: timelineOf(name),
     size_bytes: raw.size,
     sha256: raw.sha256,
-    stored: { file: `${name}.zst`, size_bytes: saved.size, sha256: h.digest('hex'), compression: 'zstd' },
+    stored: { file: `${name}.zst`, size_bytes: saved.size, sha256: tap.digest(), compression: 'zstd' },
     archived_at: mtime.toISOString(),
     taken_at: d.clock().toISOString(),
   };
