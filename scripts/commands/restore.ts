@@ -36,6 +36,7 @@ export const restore: Verb = {
     const tables = (v.table as string[] | undefined) ?? [];
     const schemas = (v.schema as string[] | undefined) ?? [];
     if (tables.length || schemas.length) {
+      if (v['from-offsite']) throw new UsageError('--from-offsite restores a whole database; for tables, restore the copy --into a new database first, then restore tables from it with pg_dump/pg_restore');
       if (v['no-safety-backup']) throw new UsageError('--no-safety-backup: a table restore replaces nothing and takes no safety backup');
       await runRestoreTables(ctx, { project, environment, source, latest: !!v.latest, tables, schemas, as: v.as as string | undefined, into: v.into as string | undefined, yes: !!v.yes, dryRun: !!v['dry-run'], jobs: jobsOf(v) });
       return;

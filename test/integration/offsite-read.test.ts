@@ -150,6 +150,15 @@ describe('restore --from-offsite', () => {
     expect(await stagedLeft()).toEqual([]);
   });
 
+  it('a path, or a table restore, with --from-offsite is a usage error (exit 2)', async () => {
+    const path_ = await fleet.cli(['restore', 'acme', 'production', '/tmp/some.dump.zst', '--from-offsite', '--yes'], { env: env() });
+    expect(path_.code).toBe(2);
+    expect(path_.stderr).toContain('--from-offsite takes a backup id');
+    const table = await fleet.cli(['restore', 'acme', 'production', '--latest', '--from-offsite', '--table', 'public.items', '--yes'], { env: env() });
+    expect(table.code).toBe(2);
+    expect(table.stderr).toContain('--from-offsite restores a whole database');
+  });
+
   it('a flipped byte in the bucket: refused (exit 4) before anything is touched, dry run included', async () => {
     const { ctx } = fleet.context({ env: env() });
     const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
