@@ -62,6 +62,8 @@ export interface Target {
   user?: string;
   /** Absent: reached directly with DATABASE_URL. */
   container?: string;
+  /** database.notify.ping_url_env: the project's own ping check (fleet commands run for this project alone). */
+  pingUrlEnv?: string;
   /** Where its container CLI calls go (database.container_host, else platform.container_host); absent: the CLI's default. */
   containerHost?: string;
   appContainers: string[];
@@ -330,6 +332,7 @@ function resolveTargets(data: z.infer<typeof ProjectsFile>, dir: string): Target
         user: db.user,
         container: db.container,
         containerHost: db.container_host ?? data.platform?.container_host,
+        pingUrlEnv: db.notify?.ping_url_env,
         appContainers: db.app_containers?.[environment] ?? [],
         hooks: { rollback: db.hooks?.rollback, pre_backup: db.hooks?.pre_backup, post_backup: db.hooks?.post_backup, timeout_ms: parseDuration(db.hooks?.timeout ?? DEFAULTS.hook_timeout) },
         envFile: path.join(dir, 'configs', project, `.env.${environment}`),

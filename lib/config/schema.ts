@@ -134,6 +134,8 @@ export const Database = z.strictObject({
     })
     .optional(),
   backup: DatabaseBackup.optional(),
+  /** A project's own ping check, for fleet commands run for this project alone (else platform.notify.ping_url_env). */
+  notify: z.strictObject({ ping_url_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { message: 'expected an environment variable name' }).optional() }).optional(),
   offsite: DatabaseOffsite.optional(),
   encryption: Encryption.optional(),
   pitr: DatabasePitr.optional(),

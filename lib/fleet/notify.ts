@@ -107,14 +107,14 @@ export type PingPhase = 'start' | 'success' | 'fail';
  * 2 attempts of 3 s each, 0.5 s apart: under 7 s), never throws, the URL never logged. Resolves
  * true when delivered; false when unset or undelivered.
  */
-export async function ping(ctx: NotifyContext, phase: PingPhase, text: string, o: NotifyOptions = {}): Promise<boolean> {
+export async function ping(ctx: NotifyContext, phase: PingPhase, text: string, o: NotifyOptions & { urlEnv?: string } = {}): Promise<boolean> {
   const log = ctx.logger.child({ ping: phase });
   try {
-    const name = ctx.config.platform.notify.pingUrlEnv;
+    const name = o.urlEnv ?? ctx.config.platform.notify.pingUrlEnv;
     const base = name ? ctx.env[name] : undefined;
     if (!name) return false;
     if (!base) {
-      log.warn(`ping not sent: platform.notify.ping_url_env names ${name}, which is not set`);
+      log.warn(`ping not sent: ${o.urlEnv ? 'database.notify' : 'platform.notify'}.ping_url_env names ${name}, which is not set`);
       return false;
     }
     const url = phase === 'success' ? base : `${base.replace(/\/+$/, '')}/${phase}`;
@@ -130,23 +130,27 @@ export async function ping(ctx: NotifyContext, phase: PingPhase, text: string, o
  * Run a fleet command between its pings: `start` sent as it begins (not waited on, so a slow
  * endpoint never delays the work), then `success` when it returns exit 0 (or nothing), else
  * `fail` (a non-zero exit, or a throw, which is rethrown as it was). The end ping waits for the
- * start ping, so they arrive in order. No-op without ping_url_env, or with `skip` (a dry run is not
- * the job it stands for). Never changes the outcome.
+ * start ping, so they arrive in order. `project`: the command runs for that project alone, so its
+ * database.notify.ping_url_env, when set, is pinged instead of the platform's. No-op without a
+ * ping_url_env, or with `skip` (a dry run is not the job it stands for). Never changes the outcome.
  */
-export async function withPings<T extends number | void>(ctx: NotifyContext, command: string, run: () => Promise<T>, o: NotifyOptions & { skip?: boolean } = {}): Promise<T> {
-  if (!ctx.config.platform.notify.pingUrlEnv || o.skip) return run();
-  const started = ping(ctx, 'start', `pgfleet ${command} started on ${os.hostname()}`, o);
+export async function withPings<T extends number | void>(ctx: NotifyContext, command: string, run: () => Promise<T>, o: NotifyOptions & { skip?: boolean; project?: string } = {}): Promise<T> {
+  // A command run for one project alone pings that project's own check when it has one.
+  const own = o.project ? ctx.config.targets?.find((t) => t.project === o.project && t.pingUrlEnv)?.pingUrlEnv : undefined;
+  if ((!own && !ctx.config.platform.notify.pingUrlEnv) || o.skip) return run();
+  const po = { ...o, urlEnv: own };
+  const started = ping(ctx, 'start', `pgfleet ${command} started on ${os.hostname()}`, po);
   let code: number;
   try {
     const r = await run();
     code = typeof r === 'number' ? r : 0;
     await started;
-    await ping(ctx, code === 0 ? 'success' : 'fail', `pgfleet ${command} on ${os.hostname()}: exit ${code}`, o);
+    await ping(ctx, code === 0 ? 'success' : 'fail', `pgfleet ${command} on ${os.hostname()}: exit ${code}`, po);
     return r;
   } catch (e) {
     await started;
     const exit = (e as { exitCode?: number }).exitCode ?? 1;
-    await ping(ctx, 'fail', `pgfleet ${command} on ${os.hostname()}: exit ${exit}: ${String((e as Error)?.message ?? e).slice(0, 2000)}`, o);
+    await ping(ctx, 'fail', `pgfleet ${command} on ${os.hostname()}: exit ${exit}: ${String((e as Error)?.message ?? e).slice(0, 2000)}`, po);
     throw e;
   }
 }

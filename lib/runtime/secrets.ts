@@ -4,8 +4,8 @@
  * notifications that report on the run.
  *
  * A target's set: its credentials in every form they take (lib/core/redact.ts credentialSecrets)
- * and the platform's own secrets (the webhook URL and the ping URL, which every child sees in
- * pgfleet's environment). Reading a target's env file can throw ConfigError, as loadCredentials does.
+ * and the platform's own secrets (the webhook URL and the ping URLs, the platform's and every
+ * project's, which every child sees in pgfleet's environment). Reading a target's env file can throw ConfigError, as loadCredentials does.
  */
 import { loadCredentials, type LoadedConfig, type Target } from '../config/load.js';
 import { credentialSecrets, webhookSecrets } from '../core/redact.js';
@@ -15,11 +15,12 @@ export class Secrets {
   private readonly platform: readonly string[];
 
   constructor(
-    config: Pick<LoadedConfig, 'platform'>,
+    config: Pick<LoadedConfig, 'platform'> & { targets?: readonly Target[] },
     private readonly env: NodeJS.ProcessEnv,
   ) {
     const { webhookUrlEnv, pingUrlEnv } = config.platform.notify;
-    this.platform = [...(webhookUrlEnv ? webhookSecrets(env[webhookUrlEnv]) : []), ...(pingUrlEnv ? webhookSecrets(env[pingUrlEnv]) : [])];
+    const pings = new Set([pingUrlEnv, ...(config.targets ?? []).map((t) => t.pingUrlEnv)].filter((n): n is string => !!n));
+    this.platform = [...(webhookUrlEnv ? webhookSecrets(env[webhookUrlEnv]) : []), ...[...pings].flatMap((n) => webhookSecrets(env[n]))];
   }
 
   /** This target's set; its env file is read the first time only. */

@@ -24,7 +24,7 @@ export const scheduledBackup: Verb = {
       allowEmpty: !!v['allow-empty'],
     });
     return r.exitCode;
-  }, { skip: !!v['dry-run'] }),
+  }, { skip: !!v['dry-run'], project: v.project as string | undefined }),
 };
 
 export const prune: Verb = {
@@ -33,7 +33,7 @@ export const prune: Verb = {
   summary: 'apply retention (damaged backups listed, never removed); --dry-run lists what would go and which rule keeps each backup that stays; --remove-damaged removes one damaged backup',
   options: { 'dry-run': { type: 'boolean' }, 'remove-damaged': { type: 'string' } },
   positionals: [0, 2],
-  run: (ctx, v, [project, environment]) => withPings(ctx, 'prune', async () => (await runPrune(ctx, { project, environment, dryRun: !!v['dry-run'], removeDamaged: v['remove-damaged'] as string | undefined })).exitCode, { skip: !!v['dry-run'] }),
+  run: (ctx, v, [project, environment]) => withPings(ctx, 'prune', async () => (await runPrune(ctx, { project, environment, dryRun: !!v['dry-run'], removeDamaged: v['remove-damaged'] as string | undefined })).exitCode, { skip: !!v['dry-run'], project }),
 };
 
 export const status: Verb = {

@@ -66,5 +66,5 @@ export const verifyBackups: Verb = {
   run: (ctx, v, [project, environment]) => withPings(ctx, 'verify-backups', async () => {
     const r = await runVerifyBackups(ctx, { project, environment, all: !!v.all, backup: v.backup as string | undefined, dryRun: !!v['dry-run'], jobs: jobsOf(v), allowEmpty: !!v['allow-empty'], offsite: !!v.offsite, checksums: !!v.checksums });
     return r.exitCode;
-  }, { skip: !!v['dry-run'] }),
+  }, { skip: !!v['dry-run'], project }),
 };

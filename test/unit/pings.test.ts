@@ -146,3 +146,34 @@ describe('pings', () => {
     }
   });
 });
+
+describe("a project's own ping check (database.notify.ping_url_env)", () => {
+  it('a command run for that project alone pings its check; the fleet-wide run, the platform\'s; both URLs are secrets', async () => {
+    const logs: string[] = [];
+    const sink = new Writable({ write: (c, _e, cb) => (logs.push(String(c)), cb()) });
+    const env = { PING_URL: `${base}/ping/${UUID}`, ACME_PING: `${base}/acme/${UUID}-acme` };
+    const config = { platform: { notify: { on: ['failure'], pingUrlEnv: 'PING_URL' } }, targets: [{ project: 'acme', environment: 'production', pingUrlEnv: 'ACME_PING' }, { project: 'globex', environment: 'production' }] } as unknown as LoadedConfig;
+    const c: NotifyContext = { config, env, logger: pino({ level: 'debug' }, sink), clock: () => new Date(), secrets: new Secrets(config, env) };
+    await withPings(c, 'scheduled-backup', async () => 0, { ...fast, project: 'acme' });
+    await withPings(c, 'scheduled-backup', async () => 1, { ...fast, project: 'globex' });
+    await withPings(c, 'scheduled-backup', async () => 0, fast);
+    expect(received.map((x) => x.path)).toEqual([
+      `/acme/${UUID}-acme/start`, `/acme/${UUID}-acme`,
+      `/ping/${UUID}/start`, `/ping/${UUID}/fail`,
+      `/ping/${UUID}/start`, `/ping/${UUID}`,
+    ]);
+    expect(c.secrets.all()).toEqual(expect.arrayContaining([env.PING_URL, env.ACME_PING]));
+    expect(logs.join('')).not.toContain(UUID);
+  });
+
+  it('database.notify.ping_url_env is read onto the target', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgfleet-unit-pings-'));
+    try {
+      const file = path.join(dir, 'projects.yml');
+      writeFileSync(file, 'acme:\n  database:\n    type: postgresql\n    container: pg\n    databases: { production: p }\n    notify: { ping_url_env: ACME_PING }\n');
+      expect(loadConfig(file, {}).targets[0].pingUrlEnv).toBe('ACME_PING');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
