@@ -51,7 +51,8 @@ export async function clusterSql(ctx: Context, c: Cluster, sql: string): Promise
 
 /** The container's mounts (docker and podman inspect both say Source and Destination). */
 export async function mountsOf(ctx: Context, c: Cluster): Promise<{ source: string; destination: string }[]> {
-  const r = await ctx.runner.run([ctx.containers.cli, 'container', 'inspect', '--format', '{{json .Mounts}}', c.container], { what: `${ctx.containers.cli} inspect`, role: 'inspect', target: ref(c) });
+  const inspect = ctx.containers.command(['container', 'inspect', '--format', '{{json .Mounts}}', c.container], ref(c)); // on the target's container_host
+  const r = await ctx.runner.run(inspect.argv, { what: `${ctx.containers.cli} inspect`, role: 'inspect', target: ref(c), env: inspect.env });
   const list = JSON.parse(r.stdout.trim() || '[]') as { Source?: string; Destination?: string }[];
   return (list ?? []).map((m) => ({ source: m.Source ?? '', destination: m.Destination ?? '' }));
 }

@@ -48,9 +48,10 @@ export async function recoverDatabase(ctx: Context, c: Cluster, o: { to: Date; d
   const wal = [...recs.items.filter((r) => r.kind === 'history'), ...segs.slice(0, after + 1)];
 
   const cli = ctx.containers.cli;
+  const on = (args: string[]) => ctx.containers.command(args, ref(c)); // every call on the target's container_host
   const dir = `/tmp/pgfleet-recover-${randomBytes(6).toString('hex')}`;
   const exec = (args: string[], extra: { input?: string | Readable; what: string }) =>
-    ctx.runner.run([cli, 'exec', ...(extra.input !== undefined ? ['-i'] : []), c.container, ...args], { what: extra.what, role: 'setup', target: ref(c), input: extra.input });
+    ctx.runner.run(on(['exec', ...(extra.input !== undefined ? ['-i'] : []), c.container, ...args]).argv, { what: extra.what, role: 'setup', target: ref(c), input: extra.input, env: on([]).env });
   const bin = (await exec(['sh', '-c', 'dirname "$(readlink /proc/1/exe)"'], { what: 'find the server binaries' })).stdout.trim();
   const pgCtl = `${bin}/pg_ctl`;
   try {
@@ -76,7 +77,7 @@ export async function recoverDatabase(ctx: Context, c: Cluster, o: { to: Date; d
       await new Promise((r) => setTimeout(r, 250));
     }
     const out = createWriteStream(o.outFile, { mode: 0o600 });
-    const dump = ctx.runner.spawn([cli, 'exec', c.container, 'pg_dump', '-Fc', '-h', dir, '-p', String(PORT), '-U', SUPERUSER, '-d', o.database], { what: 'pg_dump (recovered)', program: 'pg_dump', role: 'dump', via: cli, target: ref(c), signal: ctx.signal });
+    const dump = ctx.runner.spawn(on(['exec', c.container, 'pg_dump', '-Fc', '-h', dir, '-p', String(PORT), '-U', SUPERUSER, '-d', o.database]).argv, { what: 'pg_dump (recovered)', program: 'pg_dump', role: 'dump', via: cli, target: ref(c), signal: ctx.signal, env: on([]).env });
     dump.stdout.pipe(out);
     await Promise.all([dump.done, once(out, 'finish')]);
     return { base, wal: wal.length, outFile: o.outFile };
