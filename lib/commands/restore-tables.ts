@@ -94,7 +94,7 @@ export async function runRestoreTables(ctx: Context, o: RestoreTablesOptions): P
 
 /** How to compare the restored tables with the live ones, and how to drop them. */
 function hints(ctx: Context, t: Target, r: TableRestoreResult): void {
-  const psql = t.container ? `${ctx.containers.cli} exec -it ${t.container} psql${t.user ? ` -U ${t.user}` : ''} -d ${r.database}` : `psql "$DATABASE_URL"`;
+  const psql = t.container ? `${ctx.containers.commandText(['exec', '-it', t.container], t)} psql${t.user ? ` -U ${t.user}` : ''} -d ${r.database}` : `psql "$DATABASE_URL"`;
   if (r.schema && r.database === t.database) {
     const [first] = r.tables;
     ctx.out(`compare with the live tables (${psql}):`);

@@ -118,5 +118,5 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
 function dropHint(ctx: Context, t: Target, db: string): string {
   const sql = `'DROP DATABASE "${db}"'`;
   const user = t.user ? ` -U ${t.user}` : '';
-  return t.container ? `${ctx.containers.cli} exec -it ${t.container} psql${user} -d postgres -c ${sql}` : `psql "$DATABASE_URL" -c ${sql} (connected to another database)`;
+  return t.container ? `${ctx.containers.commandText(['exec', '-it', t.container], t)} psql${user} -d postgres -c ${sql}` : `psql "$DATABASE_URL" -c ${sql} (connected to another database)`;
 }

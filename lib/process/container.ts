@@ -54,6 +54,13 @@ export class ContainerCli {
     return { argv: [this.cli, ...h.flags, ...args], env: h.env };
   }
 
+  /** command() as a line for a person to run: `DOCKER_HOST=… docker …` or `docker --context … …`. */
+  commandText(args: readonly string[], ref?: TargetRef): string {
+    const { argv, env } = this.command(args, ref);
+    const vars = Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v} `);
+    return vars.join('') + argv.join(' ');
+  }
+
   private call(args: readonly string[], target: TargetRef | undefined, what: string, role: RunOptions['role']): Promise<RunResult> {
     const { argv, env } = this.command(args, target);
     return this.runner.run(argv, { target, what, role, env });

@@ -25,6 +25,8 @@ describe('container_host', () => {
     const sh = new TargetShell(new Runner(), cli, target, { password: 'pw' });
     expect(sh.argv('psql', ['-c', 'select 1'], false)).toEqual(['docker', 'exec', '-e', 'PGPASSWORD', 'beta-db', 'psql', '-c', 'select 1']);
     expect(sh.where).toBe('container beta-db on ssh://db-b');
+    expect(cli.commandText(['exec', '-it', 'beta-db'], target)).toBe('DOCKER_HOST=ssh://db-b docker exec -it beta-db');
+    expect(cli.commandText(['exec', '-it', 'a-db'], { project: 'alpha', environment: 'production' })).toBe('docker --context main exec -it a-db');
     const verify = new TargetShell(new Runner(), cli, target, {}, 'verifier');
     expect(verify.argv('psql', [], false)).toEqual(['docker', '--context', 'main', 'exec', 'verifier', 'psql']);
   });
