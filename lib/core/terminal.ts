@@ -195,13 +195,13 @@ export class Terminal {
    * A bar for work measured only by time (pg_restore inside the container): elapsed against
    * `expectedMs` (from `basis`, e.g. the last verification restore), redrawn twice a second.
    */
-  timer(label: string, o: { expectedMs?: number | null; basis: string }): { stop(): void } {
+  timer(label: string, o: { expectedMs?: number | null; basis: string; missing?: string }): { stop(): void } {
     if (!this.shows) return { stop() {} };
     const t0 = this.now();
     const render = () => {
       const ms = this.now() - t0;
       const exp = o.expectedMs ?? 0;
-      if (exp <= 0) return `  ${label}  ${duration(ms)}  ${this.paint('2', `(no ${o.basis} to estimate from: no ETA)`)}`;
+      if (exp <= 0) return `  ${label}  ${duration(ms)}  ${this.paint('2', `(no ETA: ${o.missing ?? 'nothing to estimate from'})`)}`;
       const share = Math.min(1, ms / exp);
       const full = Math.round(share * 24);
       const left = exp - ms;

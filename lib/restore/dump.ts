@@ -89,15 +89,15 @@ export function sealed(d: DumpFile, sha256: string, bytes: number, o: { target?:
 }
 
 /** One read of the dump's bytes (the decrypted archive, for a remote one), hashed as they pass. */
-export function readDump(d: DumpFile, signal?: AbortSignal): HashedRead {
-  return d.remote ? d.remote.open(signal) : hashedRead(d.path, signal);
+export function readDump(d: DumpFile, signal?: AbortSignal, onBytes?: (n: number) => void): HashedRead {
+  return d.remote ? d.remote.open(signal) : hashedRead(d.path, signal, onBytes);
 }
 
 /**
  * The file as a stream that hashes what passes through it. It ends early on interrupt or a read
  * error (never an 'error' event a pipe would leave unheard); digest() then throws that.
  */
-export function hashedRead(file: string, signal?: AbortSignal): HashedRead {
+export function hashedRead(file: string, signal?: AbortSignal, onBytes?: (bytesSoFar: number) => void): HashedRead {
   const hash = createHash('sha256');
   let bytes = 0;
   let failure: unknown;
@@ -106,6 +106,7 @@ export function hashedRead(file: string, signal?: AbortSignal): HashedRead {
     transform(chunk: Buffer, _enc, cb) {
       hash.update(chunk);
       bytes += chunk.length;
+      onBytes?.(bytes);
       cb(null, chunk);
     },
   });
@@ -144,8 +145,8 @@ export async function checkDumpFile(src: DumpSource, o: { signal?: AbortSignal; 
 }
 
 /** The whole file read and hashed, then sealed (see sealed()). */
-export async function hashWhole(d: DumpFile, o: { signal?: AbortSignal; target?: TargetRef }): Promise<CheckedDump> {
-  const r = readDump(d, o.signal);
+export async function hashWhole(d: DumpFile, o: { signal?: AbortSignal; target?: TargetRef; onBytes?: (n: number) => void }): Promise<CheckedDump> {
+  const r = readDump(d, o.signal, o.onBytes);
   try {
     for await (const _ of r.stream as AsyncIterable<Buffer>);
     const { sha256, bytes } = await r.digest();

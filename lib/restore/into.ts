@@ -86,7 +86,7 @@ export async function restoreInto(ctx: Context, target: Target, source: OpenedDu
     const tocPatch = await staged?.tocPatch;
     if (staged) log.debug({ ms: ms(), data_positions: tocPatch ? 'filled in' : 'as written' }, 'pg_restore starts from the staged copy');
     // pg_restore says nothing of its progress: the bar is its time against the backup's last verification restore.
-    const bar = ctx.term.timer(`pg_restore into ${database}`, { expectedMs: source.meta?.verification?.status === 'passed' ? source.meta.verification.duration_ms : null, basis: "this backup's last verification" });
+    const bar = ctx.term.timer(`pg_restore into ${database}`, { expectedMs: source.meta?.verification?.status === 'passed' ? source.meta.verification.duration_ms : null, basis: "this backup's last verification", missing: 'this backup was never verified' });
     try {
       if (staged && tocPatch) await sh.run('sh', ['-c', PATCH_THEN_RESTORE, 'pgfleet-restore', staged.file, '-j', String(jobs), ...args, staged.file], { input: tocPatch, signal, what: 'pg_restore', program: 'pg_restore', role: 'restore' });
       else if (staged) await sh.run('pg_restore', ['-j', String(jobs), ...args, staged.file], { signal, what: 'pg_restore', role: 'restore' });

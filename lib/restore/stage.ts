@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { CommandError, InterruptedError, VerificationError, type TargetRef } from '../core/errors.js';
 import { targetLogger, type Logger } from '../core/log.js';
@@ -61,8 +62,19 @@ const STAGE_WITH_DD = 'umask 077 && mkdir -p -- "$1" && exec dd of="$1/archive.d
  */
 export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o: { jobs?: number; signal?: AbortSignal } = {}): Promise<OpenedDump> {
   const d = await describeDump(src, { target: sh.ref });
+  // On a terminal, a bar: the file's bytes read (hashed, staged), of its known size.
+  const bar = ctx.progress && !d.remote ? ctx.term.progress(`read ${path.basename(d.path)}`, { total: d.size }) : null;
+  const onBytes = bar ? (n: number) => bar.set(n) : undefined;
+  try {
+    return await openDescribed(ctx, sh, d, o, onBytes);
+  } finally {
+    bar?.stop();
+  }
+}
+
+async function openDescribed(ctx: Context, sh: TargetShell, d: DumpFile, o: { jobs?: number; signal?: AbortSignal }, onBytes?: (n: number) => void): Promise<OpenedDump> {
   const jobs = d.remote && !sh.container ? 1 : (o.jobs ?? defaultJobs());
-  if (jobs <= 1) return { ...(await hashWhole(d, { signal: o.signal, target: sh.ref })), staged: null, close: async () => [] };
+  if (jobs <= 1) return { ...(await hashWhole(d, { signal: o.signal, target: sh.ref, onBytes })), staged: null, close: async () => [] };
   const log = targetLogger(ctx.logger, sh.target);
   const t0 = performance.now();
   const dir = `${sh.container ? '/tmp' : os.tmpdir()}/pgfleet-restore-${randomBytes(6).toString('hex')}`;
@@ -87,7 +99,7 @@ export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o
     return cleanup.run('cleaning up');
   };
   try {
-    const staged = await stage(ctx, sh, d, dir, o.signal, log, feed).catch(async (e) => {
+    const staged = await stage(ctx, sh, d, dir, o.signal, log, feed, onBytes).catch(async (e) => {
       // A damaged file usually stops the decompression before it is all read: say what is wrong with it
       // (a remote read has said it already, when its bytes were the reason).
       if (d.meta && !(e instanceof InterruptedError) && !(e instanceof VerificationError) && !(e instanceof AgeError)) await hashWhole(d, { signal: o.signal, target: sh.ref });
@@ -102,9 +114,9 @@ export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o
 }
 
 /** The decompressed archive into `dir`/archive.dump where pg_restore runs; the compressed file's sha256 on the way. */
-async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, signal: AbortSignal | undefined, log: Logger, feed?: PassThrough): Promise<{ sha256: string; bytes: number }> {
+async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, signal: AbortSignal | undefined, log: Logger, feed?: PassThrough, onBytes?: (n: number) => void): Promise<{ sha256: string; bytes: number }> {
   if (d.compressed && sh.container) {
-    const r = readDump(d, signal);
+    const r = readDump(d, signal, onBytes);
     feed && r.stream.pipe(feed);
     try {
       await sh.run('sh', ['-c', STAGE_WITH_ZSTD, 'pgfleet-stage', dir], { input: r.stream, signal, what: 'zstd -d (in the container)', program: 'zstd', role: 'stage' }).catch(readersFault(r));
@@ -117,7 +129,7 @@ async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, si
       r.destroy();
     }
   }
-  const r = readDump(d, signal);
+  const r = readDump(d, signal, onBytes);
   try {
     const dz = decompressed(ctx, sh, d, signal, r.stream);
     await both(sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: dz.stream, signal, what: 'dd (staging the dump)', program: 'dd', role: 'stage' }), dz.done).catch(readersFault(r));

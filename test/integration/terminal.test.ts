@@ -59,8 +59,11 @@ describe('what a person sees (real PostgreSQL, a real pseudo-terminal)', () => {
   });
 
   it('restore on a terminal: about ten lines after the plan, each step with its mark and duration, what is live now and what to drop', async () => {
-    const r = await tty.run(['restore', 'acme', 'production', '--latest', '--yes']);
+    const bars = new Set<string>();
+    const r = await tty.run(['restore', 'acme', 'production', '--latest', '--yes'], { onScreen: (s) => s.split('\n').forEach((l) => /^ {2}(read|pg_restore into) /.test(l) && bars.add(l)) });
     expect(r.code, r.screen).toBe(0);
+    // While it ran: the dump's bytes read of its size, or pg_restore's time against the last verification's.
+    expect([...bars].join('\n')).toMatch(/^ {2}(read db_\d{8}_\d{6}Z\.dump\.zst {2}\[[█░]{24}\] +\d+% {2}[\d.]+ [KM]iB of [\d.]+ [KM]iB|pg_restore into acme_production__pgfleet_scratch_\S+ {2}[\d.]+ s {2}\(no ETA: this backup was never verified\))/m);
     const after = r.screen.split('\n').slice(r.screen.split('\n').findIndex((l) => l.startsWith('  6. start')) + 1);
     expect(after.length, r.screen).toBeLessThanOrEqual(12);
     const marks = after.filter((l) => l.startsWith('✓ '));

@@ -260,3 +260,14 @@ describe('stdout on the same screen', () => {
     expect(piped).toBe('/backups/x.dump.zst\n');
   });
 });
+
+describe('a timer without an estimate', () => {
+  it('says so: elapsed time, no bar, no ETA, and why', () => {
+    const s = screen();
+    const t = s.term.timer('pg_restore into x', { expectedMs: null, basis: 'last verification', missing: 'this backup was never verified' });
+    s.tick(2_500);
+    s.term.update();
+    expect(s.text()).toEqual(['  pg_restore into x  2.5 s  (no ETA: this backup was never verified)']);
+    t.stop();
+  });
+});
