@@ -152,11 +152,11 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
   if (o.checksums) return runChecksums(ctx, targets, o);
   // The plan is read the same way for a dry run, on a repository that refuses any write.
   const planner = o.dryRun ? dryRunContext(ctx) : ctx;
-  const repoOf = (t: Target) => (!o.offsite ? planner.repo : o.dryRun ? new Repository(readOnly(offsiteRepository(t, ctx.env).store)) : offsiteRepository(t, ctx.env));
+  const repoOf = async (t: Target) => (!o.offsite ? planner.repo : o.dryRun ? new Repository(readOnly((await offsiteRepository(t, ctx.env)).store)) : offsiteRepository(t, ctx.env));
   const plan: [Target, StoredBackup[], DamagedBackup[]][] = [];
   const repos = new Map<Target, Repository>();
   for (const t of o.offsite && !(o.project && o.environment) ? targets.filter((x) => x.offsite) : targets) {
-    repos.set(t, repoOf(t));
+    repos.set(t, await repoOf(t));
     const { backups, damaged } = await chosenBackups(planner, repos.get(t)!, t, o);
     plan.push([t, backups, damaged]);
   }

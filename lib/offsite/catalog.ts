@@ -10,10 +10,15 @@ import { UsageError } from '../core/errors.js';
 import { Repository, type StoredBackup } from '../storage/repository.js';
 import { offsiteStore } from './bucket.js';
 
-/** The repository of a target's offsite copies (UsageError when the target has no offsite configured). */
-export function offsiteRepository(target: Target, env: NodeJS.ProcessEnv): Repository {
+/** UsageError when the target has no offsite configured. */
+function requireOffsite(target: Target): void {
   if (!target.offsite) throw new UsageError(`${target.project}/${target.environment}: no offsite configured (platform.offsite or database.offsite)`);
-  return new Repository(offsiteStore(target, {}, env));
+}
+
+/** The repository of a target's offsite copies (UsageError when the target has no offsite configured). */
+export async function offsiteRepository(target: Target, env: NodeJS.ProcessEnv): Promise<Repository> {
+  requireOffsite(target);
+  return new Repository(await offsiteStore(target, {}, env));
 }
 
 /**
@@ -23,10 +28,10 @@ export function offsiteRepository(target: Target, env: NodeJS.ProcessEnv): Repos
  */
 export async function offsiteBackups(targets: Target[], env: NodeJS.ProcessEnv, named: boolean): Promise<{ target: Target; repo: Repository; backups: StoredBackup[] }[]> {
   const withOffsite = targets.filter((t) => t.offsite);
-  if (named || !withOffsite.length) for (const t of targets) offsiteRepository(t, env);
+  if (named || !withOffsite.length) for (const t of targets) requireOffsite(t);
   return Promise.all(
     withOffsite.map(async (target) => {
-      const repo = offsiteRepository(target, env);
+      const repo = await offsiteRepository(target, env);
       return { target, repo, backups: await repo.list(target.project, target.environment) };
     }),
   );

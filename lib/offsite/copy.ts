@@ -33,7 +33,7 @@ export async function copyOffsite(ctx: Context, target: Target, local: StoredBac
   const key = offsiteKey(target, local.meta.id);
   const t0 = performance.now();
   try {
-    const bucket = o.bucket ?? offsiteStore(target, {}, ctx.env);
+    const bucket = o.bucket ?? (await offsiteStore(target, {}, ctx.env));
     // On a terminal, a bar: the local dump's bytes read into the upload, of its known size.
     const bar = ctx.progress ? ctx.term.progress(`upload ${local.meta.id}`, { total: local.meta.size_bytes }) : null;
     const up = await uploadBackup(ctx.runner, target, local, ctx.repo.store, bucket, { signal: ctx.signal, onBytes: bar ? (n) => bar.set(n) : undefined, ...o }).finally(() => bar?.stop());

@@ -14,7 +14,6 @@
  * (a readOnly() bucket) plans and reads the locks, and writes nothing. Reading the bucket failing
  * throws (the caller's rule for a retention failure applies).
  */
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Target } from '../config/load.js';
 import { targetLogger } from '../core/log.js';
 import { planRetention, type RetentionPlan } from '../fleet/retention.js';
@@ -40,10 +39,9 @@ export interface OffsitePrune {
 
 /** The object lock on `key` that has not expired yet, as a reason; null when none (or it cannot be read). */
 async function lockOf(bucket: S3Store, key: string, now: Date): Promise<string | null> {
-  const h = await bucket.client.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: bucket.prefix ? `${bucket.prefix}/${key}` : key }));
-  const until = h.ObjectLockRetainUntilDate;
-  if (h.ObjectLockLegalHoldStatus === 'ON') return 'under an object lock legal hold';
-  return until && until > now ? `under object lock ${h.ObjectLockMode ?? ''} until ${until.toISOString()}`.replace('  ', ' ') : null;
+  const { lock } = await bucket.head(key);
+  if (lock.legalHold) return 'under an object lock legal hold';
+  return lock.retainUntil && lock.retainUntil > now ? `under object lock ${lock.mode ?? ''} until ${lock.retainUntil.toISOString()}`.replace('  ', ' ') : null;
 }
 
 export async function pruneOffsite(ctx: Context, target: Target, o: { bucket?: S3Store } = {}): Promise<OffsitePrune> {
@@ -51,7 +49,7 @@ export async function pruneOffsite(ctx: Context, target: Target, o: { bucket?: S
   const log = targetLogger(ctx.logger, target);
   const now = ctx.clock();
   const dryRun = isReadOnly(ctx.repo.store);
-  const s3 = o.bucket ?? offsiteStore(target, {}, ctx.env);
+  const s3 = o.bucket ?? (await offsiteStore(target, {}, ctx.env));
   const repo = new Repository(dryRun ? readOnly(s3) : s3);
   const copies = await repo.list(target.project, target.environment);
   const pinned = await pinnedByDeployments(repo, target.project, target.environment);

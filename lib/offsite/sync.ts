@@ -63,7 +63,7 @@ async function plan(local: Repository, bucket: Repository, target: Target): Prom
 
 export async function syncTarget(ctx: Context, target: Target, o: { bucket?: S3Store } = {}): Promise<TargetSync> {
   const dryRun = isReadOnly(ctx.repo.store);
-  const s3 = o.bucket ?? offsiteStore(target, {}, ctx.env);
+  const s3 = o.bucket ?? (await offsiteStore(target, {}, ctx.env));
   const store: Store = dryRun ? readOnly(s3) : s3;
   const steps = await plan(ctx.repo, new Repository(store), target);
   const prefix = `${target.project}/${target.environment}/`;

@@ -20,7 +20,6 @@
  */
 import { createHash } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { Target } from '../config/load.js';
 import { VerificationError } from '../core/errors.js';
 import type { BackupMetadata, OffsiteStatus } from '../formats/metadata.js';
@@ -103,11 +102,9 @@ async function sha256Of(stream: Readable): Promise<{ sha256: string; bytes: numb
 
 /** Whether the bucket holds exactly what was sent under `key`: its size, then its ETag, else its bytes read back. */
 async function confirm(bucket: S3Store, key: string, sent: { sha256: string; bytes: number; etags: string[] }, o: UploadOptions): Promise<'etag' | 'read-back'> {
-  const Key = bucket.prefix ? `${bucket.prefix}/${key}` : key;
-  const head = await bucket.client.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key }), { abortSignal: o.signal });
-  if (head.ContentLength !== sent.bytes) throw new VerificationError(`${bucket.location}/${key}: the bucket holds ${head.ContentLength} bytes, ${sent.bytes} were sent`);
-  const etag = (head.ETag ?? '').replace(/"/g, '');
-  if (o.verify !== 'read-back' && sent.etags.includes(etag)) return 'etag';
+  const head = await bucket.head(key, { signal: o.signal });
+  if (head.size !== sent.bytes) throw new VerificationError(`${bucket.location}/${key}: the bucket holds ${head.size} bytes, ${sent.bytes} were sent`);
+  if (o.verify !== 'read-back' && sent.etags.includes(head.etag)) return 'etag';
   // An ETag that is not the MD5 of what was sent (server-side KMS encryption, another part size): read it back.
   const back = await sha256Of(await bucket.load(key, { signal: o.signal }));
   if (back.sha256 !== sent.sha256 || back.bytes !== sent.bytes) throw new VerificationError(`${bucket.location}/${key}: the object read back is not what was sent (sha256 ${back.sha256}, ${back.bytes} bytes)`);

@@ -18,7 +18,7 @@ import type { StoredBackup } from '../storage/repository.js';
 /** The copy in the bucket, ready to read (lib/offsite/fetch.ts), its identity checked. */
 export async function readableCopy(ctx: Context, t: Target, b: StoredBackup): Promise<RemoteDump> {
   const ref = { project: t.project, environment: t.environment };
-  const store = offsiteRepository(t, ctx.env).store;
+  const store = (await offsiteRepository(t, ctx.env)).store;
   const identity = await checkIdentity(ctx.runner, b.meta, ctx.env, ref);
   return remoteDump(ctx.runner, store, b, identity, ref);
 }
@@ -28,7 +28,7 @@ export async function resolveOffsiteSource(ctx: Context, t: Target, o: { source?
   const where = `${t.project}/${t.environment}`;
   if (!!o.source === !!o.latest) throw new UsageError('name exactly one backup to restore from the bucket: a backup id or --latest');
   if (o.source && !BACKUP_ID.test(o.source)) throw new UsageError(`--from-offsite takes a backup id (db_YYYYMMDD_HHMMSSZ) or --latest, not ${JSON.stringify(o.source)}`);
-  const repo = offsiteRepository(t, ctx.env);
+  const repo = await offsiteRepository(t, ctx.env);
   let b: StoredBackup | undefined;
   if (o.latest) {
     [b] = await repo.list(t.project, t.environment);

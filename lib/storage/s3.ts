@@ -46,6 +46,13 @@ export interface S3StoreOptions extends S3ClientOptions {
   now?: () => Date;
 }
 
+/** An object's size, ETag (quotes removed) and object lock, as the service reports them. */
+export interface ObjectHead {
+  size: number;
+  etag: string;
+  lock: { mode?: string; retainUntil?: Date; legalHold: boolean };
+}
+
 /** An abort's reason for InterruptedError: 'SIGTERM' whether given as a string or an Error. */
 const reasonOf = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'SIGINT'));
 
@@ -184,6 +191,21 @@ export class S3Store implements Store {
     } catch (e) {
       if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404 && (e as { name?: string }).name !== 'NoSuchBucket') return null;
       throw this.fail('stat', key, e);
+    }
+  }
+
+  /** What the service says of one object beyond stat(): its ETag and its object lock. Throws NotFoundError. */
+  async head(key: string, o: { signal?: AbortSignal } = {}): Promise<ObjectHead> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.full(key) }), { abortSignal: o.signal });
+      return {
+        size: r.ContentLength ?? 0,
+        etag: (r.ETag ?? '').replace(/"/g, ''),
+        lock: { mode: r.ObjectLockMode, retainUntil: r.ObjectLockRetainUntilDate, legalHold: r.ObjectLockLegalHoldStatus === 'ON' },
+      };
+    } catch (e) {
+      if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404 && (e as { name?: string }).name !== 'NoSuchBucket') throw new NotFoundError(key, this.location);
+      throw this.fail('head', key, e);
     }
   }
 

@@ -47,7 +47,7 @@ beforeAll(async () => {
   recipient = (await fleet.runner.run(['age-keygen', '-y', identity])).stdout.trim();
   fleet.platform = { offsite: { url: `s3://${BUCKET}/base`, endpoint: gw.endpoint, region: gw.region, path_style: true }, encryption: { age_recipients: [recipient] } };
   fleet.writeConfig();
-  await offsiteStore(findTarget(fleet.context().ctx.config, 'acme', 'production'), {}, gw.env()).client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  await (await offsiteStore(findTarget(fleet.context().ctx.config, 'acme', 'production'), {}, gw.env())).client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   await fleet.sql('acme', 'postgres', 'ALTER ROLE acme CREATEDB');
   await fleet.sql('acme', 'acme_production', sampleSql('acme'));
 }, 180_000);
@@ -62,7 +62,7 @@ describe('list --offsite', () => {
     const { ctx } = fleet.context({ env: env() });
     const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
     expect((await ctx.repo.find('acme', 'production', b.meta.id))?.meta.offsite?.status).toBe('uploaded');
-    const meta = (await new Repository(offsiteStore(findTarget(ctx.config, 'acme', 'production'), {}, gw.env())).find('acme', 'production', b.meta.id))!.meta;
+    const meta = (await new Repository(await offsiteStore(findTarget(ctx.config, 'acme', 'production'), {}, gw.env())).find('acme', 'production', b.meta.id))!.meta;
     const r = await fleet.cli(['list', 'acme', 'production', '--offsite', '--json'], { env: { ...env(), PGFLEET_CONFIG: fleet.configFile } });
     expect(r.code, r.stderr).toBe(0);
     const listed = JSON.parse(r.stdout);
@@ -82,7 +82,7 @@ describe('list --offsite', () => {
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toContain(`s3://${BUCKET}/base/acme/production/database/${b.meta.id}.dump.zst.age`);
     // A copy whose metadata names a missing object is not listed (nor is a dump without metadata).
-    const bucket = offsiteStore(findTarget(ctx.config, 'acme', 'production'), {}, gw.env());
+    const bucket = await offsiteStore(findTarget(ctx.config, 'acme', 'production'), {}, gw.env());
     await bucket.save('acme/production/database/db_20200101_000000Z.dump.zst.age', 'not a backup');
     const again = JSON.parse((await fleet.cli(['list', 'acme', 'production', '--offsite', '--json'], { env: env() })).stdout);
     expect(again.map((x: { id: string }) => x.id)).not.toContain('db_20200101_000000Z');
@@ -162,7 +162,7 @@ describe('restore --from-offsite', () => {
   it('a flipped byte in the bucket: refused (exit 4) before anything is touched, dry run included', async () => {
     const { ctx } = fleet.context({ env: env() });
     const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
-    const bucket = bucketOf();
+    const bucket = await bucketOf();
     const key = `acme/production/database/${b.meta.id}.dump.zst.age`;
     const good = await bucket.read(key);
     const bad = Buffer.from(good);
@@ -187,7 +187,7 @@ describe('verify-backups --offsite', () => {
   it('restores the copy into a scratch database, checks it and records the result in its metadata object in the bucket; a flipped byte fails (exit 4), recorded', async () => {
     const { ctx } = fleet.context({ env: env() });
     const b = await runBackup(ctx, { project: 'acme', environment: 'production', type: 'manual' });
-    const repo = new Repository(bucketOf());
+    const repo = new Repository(await bucketOf());
     const before = await databases();
     const r = await fleet.cli(['verify-backups', 'acme', 'production', '--offsite', '--backup', b.meta.id], { env: env() });
     expect(r.code, r.stderr).toBe(0);
@@ -203,7 +203,7 @@ describe('verify-backups --offsite', () => {
     expect(noKey.code).toBe(2);
 
     const key = copy.key;
-    const bucket = bucketOf();
+    const bucket = await bucketOf();
     const good = await bucket.read(key);
     const bad = Buffer.from(good);
     bad[Math.floor(bad.length / 3)] ^= 0x40;

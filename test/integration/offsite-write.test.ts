@@ -55,7 +55,7 @@ beforeAll(async () => {
   await fleet.runner.run(['age-keygen', '-o', identity]);
   recipient = (await fleet.runner.run(['age-keygen', '-y', identity])).stdout.trim();
   offsiteConfig();
-  bucket = offsiteStore(findTarget(fleet.context().ctx.config, 'acme', 'production'), {}, gw.env());
+  bucket = await offsiteStore(findTarget(fleet.context().ctx.config, 'acme', 'production'), {}, gw.env());
   await bucket.client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   await fleet.sql('acme', 'acme_production', `CREATE TABLE note (id int PRIMARY KEY, body text); INSERT INTO note SELECT g, 'note ' || g FROM generate_series(1, 500) g; ALTER TABLE note OWNER TO acme;`);
   // staging: ~12 MiB compressed, two parts and more: long enough to be interrupted mid-upload.
@@ -344,7 +344,7 @@ describe('offsite retention in prune, with object lock', () => {
       offsiteConfig(tiers);
       const a = await backupAt('2025-01-01T02:00:00Z'); // no lock
       offsiteConfig({ ...tiers, object_lock: { mode: 'GOVERNANCE', days: 1 } });
-      const locked = offsiteStore(findTarget(fleet.context().ctx.config, 'acme', 'production'), {}, gw.env());
+      const locked = await offsiteStore(findTarget(fleet.context().ctx.config, 'acme', 'production'), {}, gw.env());
       const copies = new Repository(locked);
       const b = await backupAt('2025-01-02T02:00:00Z');
       expect(a.meta.offsite?.status).toBe('uploaded');
