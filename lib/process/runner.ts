@@ -156,10 +156,21 @@ export class Runner {
       done,
       stderrTail: () => redact(tailOf(stderrStore.join('')), secrets),
       kill: (signal: NodeJS.Signals = 'SIGTERM') => {
-        try {
-          if (p.child && p.child.exitCode === null && p.child.signalCode === null) void p.kill(signal).catch(() => undefined);
-        } catch {
-          /* already gone */
+        // Its process group: every child is started detached, so it leads one, and the group holds
+        // the command and whatever it started. Not zx's kill(), which first walks the process tree
+        // with `ps` spawned through a shell: Node 24 prints a deprecation warning for that, as plain
+        // text among the JSON lines on stderr (test/integration/backup-failures.test.ts on Node 24).
+        const child = p.child;
+        if (child?.pid && child.exitCode === null && child.signalCode === null) {
+          try {
+            process.kill(-child.pid, signal);
+          } catch {
+            try {
+              child.kill(signal);
+            } catch {
+              /* already gone */
+            }
+          }
         }
         // What it still writes is unwanted. A stdout paused by a dead consumer's backpressure would
         // never reach EOF, the child would never 'close', and `done` would never settle.
