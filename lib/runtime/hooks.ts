@@ -35,7 +35,8 @@ export async function runHook(ctx: Pick<Context, 'config' | 'runner' | 'signal' 
   let out = '';
   p.stdout.on('data', (d: Buffer) => {
     out += d.toString('utf8');
-    if (out.length > 4 * TAIL_BYTES) out = out.slice(-TAIL_BYTES);
+    // One more than the tail: a trimmed output stays longer than TAIL_BYTES, so it is marked as cut.
+    if (out.length > 4 * TAIL_BYTES) out = out.slice(-(TAIL_BYTES + 1));
   });
   let exitCode: number | null = 0;
   let signal: string | null = null;
