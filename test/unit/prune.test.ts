@@ -11,6 +11,7 @@ import { pruneTarget } from '../../lib/fleet/prune.js';
 import { contextFor, defaultDeps, dryRunContext, type Context } from '../../lib/runtime/context.js';
 import { DryRunWriteError } from '../../lib/storage/dryrun.js';
 import { backupStem } from '../../lib/storage/repository.js';
+import { sampleMetadata } from '../fixtures.js';
 
 let dir: string;
 let ctx: Context;
@@ -28,33 +29,7 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function meta(at: string): BackupMetadata {
-  const id = backupStem(new Date(at));
-  return {
-    format_version: 1,
-    id,
-    project: 'acme',
-    environment: 'production',
-    database: 'acme_production',
-    type: 'scheduled',
-    release: null,
-    created_at: at,
-    started_at: at,
-    finished_at: at,
-    duration_ms: 1,
-    file: id + '.dump.zst',
-    size_bytes: 4,
-    sha256: 'a'.repeat(64),
-    format: 'custom',
-    compression: { algorithm: 'zstd', level: 3 },
-    encryption: null,
-    pg_dump_version: '15.4',
-    server_version: '15.4',
-    source: { container: 'pg', user: null },
-    tables: { 'public.t': 1 },
-    total_rows: 1,
-    pgfleet_version: '0.1.0',
-    verification: null,
-  };
+  return sampleMetadata(backupStem(new Date(at)), at, { source: { container: 'pg', user: null } });
 }
 
 /** Five nightly backups, Apr 26..30, and a temp file two days old. */

@@ -11,6 +11,7 @@ import { readOnly } from '../../lib/storage/dryrun.js';
 import { LocalStore } from '../../lib/storage/local.js';
 import { backupStem, metadataBeside, Repository } from '../../lib/storage/repository.js';
 import type { Store } from '../../lib/storage/store.js';
+import { sampleMetadata } from '../fixtures.js';
 
 let dir: string;
 let repo: Repository;
@@ -22,33 +23,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function meta(id: string, over: Partial<BackupMetadata> = {}): BackupMetadata {
   const at = `${id.slice(3, 7)}-${id.slice(7, 9)}-${id.slice(9, 11)}T${id.slice(12, 14)}:${id.slice(14, 16)}:${id.slice(16, 18)}Z`;
-  return {
-    format_version: 1,
-    id,
-    project: 'acme',
-    environment: 'production',
-    database: 'acme_production',
-    type: 'scheduled',
-    release: null,
-    created_at: at,
-    started_at: at,
-    finished_at: at,
-    duration_ms: 1,
-    file: id + '.dump.zst',
-    size_bytes: 4,
-    sha256: 'a'.repeat(64),
-    format: 'custom',
-    compression: { algorithm: 'zstd', level: 3 },
-    encryption: null,
-    pg_dump_version: '15.4',
-    server_version: '15.4',
-    source: { container: 'pg', user: 'acme' },
-    tables: { 'public.t': 1 },
-    total_rows: 1,
-    pgfleet_version: '0.1.0',
-    verification: null,
-    ...over,
-  };
+  return sampleMetadata(id, at, over);
 }
 
 async function backup(id: string, over: Partial<BackupMetadata> = {}, dump = 'dump') {
