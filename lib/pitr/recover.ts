@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { EXIT, PgfleetError } from '../core/errors.js';
-import type { BaseBackupMetadata } from '../formats/pitr.js';
+import type { BaseBackupMetadata, WalRecord } from '../formats/pitr.js';
 import type { Context } from '../runtime/context.js';
 import { archiveOf, ref, SUPERUSER, type Cluster } from './cluster.js';
 import { segmentOfLsn } from './segments.js';
@@ -47,7 +47,35 @@ export async function recoverDatabase(ctx: Context, c: Cluster, o: { to: Date; d
   if (after < 0) throw new PgfleetError(`${c.container}: ${to} is after the latest archived point (${segs.at(-1)?.archived_at ?? base.finished_at}); archive more WAL first (pitr check)`, EXIT.FAILED, ref(c));
   const wal = [...recs.items.filter((r) => r.kind === 'history'), ...segs.slice(0, after + 1)];
 
-  const cli = ctx.containers.cli;
+  return withRecoveryInstance(ctx, c, { base, wal, target: to, waitMs: o.waitMs }, async ({ dir, on }) => {
+    const out = createWriteStream(o.outFile, { mode: 0o600 });
+    const dump = ctx.runner.spawn(on(['exec', c.container, 'pg_dump', '-Fc', '-h', dir, '-p', String(PORT), '-U', SUPERUSER, '-d', o.database]).argv, { what: 'pg_dump (recovered)', program: 'pg_dump', role: 'dump', via: ctx.containers.cli, target: ref(c), signal: ctx.signal, env: on([]).env });
+    dump.stdout.pipe(out);
+    await Promise.all([dump.done, once(out, 'finish')]);
+    return { base, wal: wal.length, outFile: o.outFile };
+  });
+}
+
+/** The running temporary instance, as withRecoveryInstance hands it to its user. */
+export interface RecoveryInstance {
+  /** Its private directory in the container (data/, wal/, log; its socket). */
+  dir: string;
+  /** Container CLI argv (and env) on the target's container_host. */
+  on: (args: string[]) => { argv: string[]; env: Record<string, string | undefined> };
+  /** One query on the instance, unaligned tuples. */
+  psql: (sql: string) => Promise<string>;
+}
+
+/**
+ * `base` and `wal` staged in a private directory of the cluster's container, a temporary
+ * postmaster recovering them (to `target`, inclusive, then promote; without one: to the end of
+ * the staged WAL, then promote), `use` called once it promoted; always, also on failure or an
+ * abort: the postmaster stopped and the directory removed. The WAL is copied as recorded (the
+ * caller checks it first when it must be whole).
+ */
+export async function withRecoveryInstance<T>(ctx: Context, c: Cluster, o: { base: BaseBackupMetadata; wal: readonly WalRecord[]; target?: string; waitMs?: number }, use: (i: RecoveryInstance) => Promise<T>): Promise<T> {
+  const { base, wal, target: to } = o;
+  const archive = archiveOf(ctx, c);
   const on = (args: string[]) => ctx.containers.command(args, ref(c)); // every call on the target's container_host
   const dir = `/tmp/pgfleet-recover-${randomBytes(6).toString('hex')}`;
   const exec = (args: string[], extra: { input?: string | Readable; what: string }) =>
@@ -63,7 +91,7 @@ export async function recoverDatabase(ctx: Context, c: Cluster, o: { to: Date; d
       const z = ctx.runner.spawn(['zstd', '-dc', '--', archive.store.pathOf!(archive.walKey(r.name))], { what: `zstd -d (WAL ${r.name})`, role: 'decompress' });
       await Promise.all([exec(['sh', '-c', 'cat > "$1.part" && mv "$1.part" "$1"', 'sh', `${dir}/wal/${r.name}`], { input: z.stdout, what: `stage WAL ${r.name}` }), z.done]);
     }
-    const conf = [`restore_command = 'cp ${dir}/wal/%f %p'`, `recovery_target_time = '${to.replace('T', ' ').replace('Z', '+00')}'`, "recovery_target_action = 'promote'", 'archive_mode = off', ''].join('\n');
+    const conf = [`restore_command = 'cp ${dir}/wal/%f %p'`, ...(to ? [`recovery_target_time = '${to.replace('T', ' ').replace('Z', '+00')}'`, "recovery_target_action = 'promote'"] : []), 'archive_mode = off', ''].join('\n');
     await exec(['sh', '-c', 'cat >> "$1/data/postgresql.auto.conf" && touch "$1/data/recovery.signal"', 'sh', dir], { input: conf, what: 'recovery settings' });
     const logTail = () => exec(['tail', '-n', '15', `${dir}/log`], { what: 'the recovery log' }).then((r) => r.stdout.trim(), () => '(no log)');
     await exec([pgCtl, '-D', `${dir}/data`, '-w', '-t', '300', '-l', `${dir}/log`, '-o', `-c listen_addresses= -k ${dir} -p ${PORT} -c archive_mode=off`, 'start'], { what: 'pg_ctl start (recovery)' }).catch(async (e: Error) => {
@@ -73,14 +101,10 @@ export async function recoverDatabase(ctx: Context, c: Cluster, o: { to: Date; d
     const until = performance.now() + (o.waitMs ?? 600_000);
     while ((await psql('select pg_is_in_recovery()')) !== 'f') {
       ctx.signal?.throwIfAborted();
-      if (performance.now() > until) throw new PgfleetError(`${c.container}: recovery to ${to} did not finish in time`, EXIT.FAILED, ref(c));
+      if (performance.now() > until) throw new PgfleetError(`${c.container}: recovery to ${to ?? 'the end of the archive'} did not finish in time`, EXIT.FAILED, ref(c));
       await new Promise((r) => setTimeout(r, 250));
     }
-    const out = createWriteStream(o.outFile, { mode: 0o600 });
-    const dump = ctx.runner.spawn(on(['exec', c.container, 'pg_dump', '-Fc', '-h', dir, '-p', String(PORT), '-U', SUPERUSER, '-d', o.database]).argv, { what: 'pg_dump (recovered)', program: 'pg_dump', role: 'dump', via: cli, target: ref(c), signal: ctx.signal, env: on([]).env });
-    dump.stdout.pipe(out);
-    await Promise.all([dump.done, once(out, 'finish')]);
-    return { base, wal: wal.length, outFile: o.outFile };
+    return await use({ dir, on, psql });
   } finally {
     await exec([pgCtl, '-D', `${dir}/data`, '-m', 'immediate', 'stop'], { what: 'pg_ctl stop (recovery)' }).catch(() => undefined);
     await exec(['rm', '-rf', dir], { what: 'rm (recovery directory)' }).catch(() => undefined);
