@@ -10,6 +10,8 @@
  * through damage.
  * Also lists the databases a restore kept (`<db>__before_<stamp>`) until someone drops them;
  * they never fail status, and a target whose database cannot be reached shows them as unknown.
+ * One psql call per server (container, as one role) answers for all its targets
+ * (lib/restore/kept.ts leftoverDatabasesOf); everything else status reads is files.
  * A target with offsite configured also fails when its newest backup with a confirmed offsite copy
  * is older than offsite.max_age (or there is none); backups that are offsite pending are counted
  * and shown, and fail it only through that age. Read from the local metadata: status makes no
@@ -23,7 +25,7 @@ import type { Context } from '../runtime/context.js';
 import { EXIT, type ExitCode } from '../core/errors.js';
 import { targetFacts } from '../fleet/metrics.js';
 import { sizeAnomaly, type SizeAnomaly } from '../fleet/anomaly.js';
-import { leftoverDatabases } from '../restore/kept.js';
+import { leftoverDatabasesOf } from '../restore/kept.js';
 import { humanSize, renderTable } from '../core/text.js';
 import { requireEnabled } from '../config/load.js';
 import { diskOutlook, type DiskOutlook } from '../fleet/space.js';
@@ -84,11 +86,13 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
     if (!clusters.has(c.container)) clusters.set(c.container, clusterStatus(ctx, c, now));
     return clusters.get(c.container)!;
   };
+  // The kept databases: one psql call per server for all its targets, not one per target.
+  const kept = leftoverDatabasesOf(ctx, ctx.config.targets);
   // On a terminal, a row per target as its facts come in; the table below stays the record.
   const board = new Board(o.json ? Terminal.off() : ctx.term, ctx.config.targets.map((t) => `${t.project}/${t.environment}`), 'status');
   const targets = await Promise.all(
     ctx.config.targets.map((t) => board.track(`${t.project}/${t.environment}`, async (): Promise<TargetStatus> => {
-      const [survey, leftovers, pitr] = await Promise.all([ctx.repo.survey(t.project, t.environment, now), leftoverDatabases(ctx, t).catch(() => null), t.pitr ? pitrOf(t) : null]);
+      const [survey, leftovers, pitr] = await Promise.all([ctx.repo.survey(t.project, t.environment, now), kept.then((k) => k.get(t) ?? null), t.pitr ? pitrOf(t) : null]);
       const f = targetFacts(survey.complete, survey.damaged);
       const problems: string[] = [];
       const damaged = survey.damaged.map((d) => ({ id: d.id, problem: d.problem }));
