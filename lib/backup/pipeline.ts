@@ -3,7 +3,8 @@
  *
  *   pg_dump (inside the container) ─kernel pipe→ zstd (on the host) → stdout → sha256 + byte count
  *     → the repository's store: save(stream) (local: temp file 0600, fsync, rename, directory fsync)
- *   while the snapshot's session counts every table's rows, then commits.
+ *   while the snapshot's session counts every table's rows, then commits (a partial backup: first
+ *   resolves its exclusions there, as pg_dump does, and counts only the tables dumped with rows).
  *
  * Promises: one read of zstd's output, in the chunks it comes in, hashed as it passes (no copy, no
  * second pass). The stream ends only when pg_dump and zstd have exited 0, the row counts are in and
@@ -15,8 +16,10 @@ import { pipeline } from 'node:stream';
 import { InternalError } from '../core/errors.js';
 import { hashingTap } from '../core/hashing.js';
 import type { Progress } from '../core/terminal.js';
-import { parseRowCounts, ROW_COUNTS_SQL } from '../postgres/psql.js';
+import type { PartialInfo } from '../formats/metadata.js';
+import { parseRowCounts, ROW_COUNTS_SQL, rowCountsSql } from '../postgres/psql.js';
 import type { Repository } from '../storage/repository.js';
+import { exclusionsSql, parseExclusions } from './exclusions.js';
 import type { DumpRun } from './run.js';
 import type { DumpProcesses } from './snapshot.js';
 
@@ -25,6 +28,14 @@ export interface Streamed {
   sha256: string;
   /** Rows per table, counted in the dump's snapshot. */
   tables: Record<string, number>;
+  /** A partial backup's exclusions and what they matched in the snapshot; null: a full backup. */
+  partial: PartialInfo | null;
+}
+
+/** A partial backup's patterns (database.backup.exclude_tables / exclude_table_data). */
+export interface Exclusions {
+  excludeTables: readonly string[];
+  excludeTableData: readonly string[];
 }
 
 /**
@@ -34,8 +45,11 @@ export interface Streamed {
  * otherwise. A rejection after the save (the session's close failing) leaves the saved dump for
  * the caller to remove.
  */
-export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesses, o: { project: string; environment: string; id: string; snapshot: string; bar?: Progress | null }): Promise<Streamed> {
-  const counts = run.watch(p.session.query(ROW_COUNTS_SQL).then(parseRowCounts));
+export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesses, o: { project: string; environment: string; id: string; snapshot: string; bar?: Progress | null; exclusions?: Exclusions }): Promise<Streamed> {
+  const ex = o.exclusions && o.exclusions.excludeTables.length + o.exclusions.excludeTableData.length ? o.exclusions : null;
+  // A partial backup's exclusions resolved first, in the snapshot, so its excluded tables are never counted.
+  const partial = ex ? run.watch(p.session.query(exclusionsSql(ex)).then((out) => parseExclusions(out, ex))) : Promise.resolve(null);
+  const counts = run.watch(partial.then((x) => p.session.query(x ? rowCountsSql([...x.tables_excluded, ...x.data_excluded]) : ROW_COUNTS_SQL)).then(parseRowCounts));
   // The snapshot's transaction stays open until pg_dump is done with it (it imports the snapshot
   // after its own start), then commits; the session's close overlaps the save's fsync.
   const produced = Promise.all([run.watch(p.dump.done), run.watch(p.zstd.done), counts]);
@@ -57,7 +71,7 @@ export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesse
   await closed;
   run.throwIfStopped();
   if (saved.size !== tap.bytes()) throw new InternalError(`the store saved ${saved.size} bytes of the ${tap.bytes()} streamed`);
-  return { size: saved.size, sha256: tap.digest(), tables };
+  return { size: saved.size, sha256: tap.digest(), tables, partial: await partial };
 }
 
 /** The terminal's bar (lib/core/terminal.ts), fed the bytes written five times a second; removed at the end. */

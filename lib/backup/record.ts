@@ -54,6 +54,7 @@ export function backupMetadata(target: Target, m: Measured): BackupMetadata {
     pgfleet_version: VERSION,
     verification: null,
     offsite: target.offsite ? { status: 'pending', key: offsiteKey(target, m.id) } : null,
+    ...(m.streamed.partial ? { partial: m.streamed.partial } : {}),
   };
 }
 

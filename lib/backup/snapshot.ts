@@ -21,6 +21,7 @@ import type { TargetShell } from '../process/container.js';
 import type { Spawned } from '../process/runner.js';
 import { majorOf, PsqlSession } from '../postgres/psql.js';
 import type { Context } from '../runtime/context.js';
+import { exclusionArgs } from './exclusions.js';
 
 export interface Preflight {
   pgDumpVersion: string;
@@ -52,7 +53,7 @@ export function startDump(ctx: Context, target: Target, sh: TargetShell, o: { le
   const ref = { project: target.project, environment: target.environment };
   const zstd = ctx.runner.spawn(['zstd', `-${o.level}`, '-T0', '-q', '-c'], { what: 'zstd', role: 'compress', target: ref });
   o.track(zstd);
-  const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(o.lockWaitMs)}`, '-w', ...sh.conn(target.database)], {
+  const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(o.lockWaitMs)}`, '-w', ...exclusionArgs(target), ...sh.conn(target.database)], {
     what: 'pg_dump',
     program: 'pg_dump',
     role: 'dump',

@@ -71,13 +71,13 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
 
     step('stream pg_dump → zstd → sha256 → the store, counting rows in the same snapshot');
     const bar = term.shows ? term.progress(`dump ${target.database}`, await previousSize(ctx, target)) : null;
-    const streamed = await streamDump(ctx.repo, run, procs, { project, environment, id, snapshot: pre.snapshot, bar });
+    const streamed = await streamDump(ctx.repo, run, procs, { project, environment, id, snapshot: pre.snapshot, bar, exclusions: { excludeTables: target.backup.exclude_tables, excludeTableData: target.backup.exclude_table_data } });
 
     step('write the metadata, last');
     const meta = backupMetadata(target, { id, type: opts.type, release: opts.release ?? null, startedAt, durationMs: Math.round(performance.now() - t0), level, container: sh.container ?? null, preflight: pre, streamed });
     await ctx.repo.saveMetadata(meta);
     const b = ctx.repo.stored(meta);
-    log.info({ id, path: b.path, size_bytes: meta.size_bytes, duration_ms: meta.duration_ms, tables: Object.keys(meta.tables).length, rows: meta.total_rows }, 'backup complete');
+    log.info({ id, path: b.path, size_bytes: meta.size_bytes, duration_ms: meta.duration_ms, tables: Object.keys(meta.tables).length, rows: meta.total_rows, ...(meta.partial ? { partial: { tables_excluded: meta.partial.tables_excluded, data_excluded: meta.partial.data_excluded } } : {}) }, 'backup complete');
     steps.done();
     return b;
   } catch (e) {

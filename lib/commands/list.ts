@@ -13,7 +13,7 @@ import { selectTargets, type Target } from '../config/load.js';
 import { offsiteBackups } from '../offsite/catalog.js';
 import type { Context } from '../runtime/context.js';
 import type { DamagedBackup, StoredBackup } from '../storage/repository.js';
-import { newestFirst } from '../formats/metadata.js';
+import { newestFirst, partialOf, type PartialInfo } from '../formats/metadata.js';
 import { humanSize, renderTable } from '../core/text.js';
 
 export interface ListedBackup {
@@ -33,6 +33,8 @@ export interface ListedBackup {
   sha256: string | null;
   path: string;
   verification: { status: string; verified_at: string; error?: string } | null;
+  /** A partial backup's exclusions (patterns and what they matched, as in its metadata); null: a full backup. */
+  partial: PartialInfo | null;
   /** --offsite only: how the copy in the bucket is encrypted (size_bytes and sha256 are then the stored bytes'). */
   encryption?: { algorithm: string; recipients: string[] } | null;
 }
@@ -52,13 +54,14 @@ export function listed(b: StoredBackup): ListedBackup {
     sha256: m.sha256,
     path: b.path,
     verification: m.verification ? { status: m.verification.status, verified_at: m.verification.verified_at, ...(m.verification.error ? { error: m.verification.error } : {}) } : null,
+    partial: partialOf(m),
   };
 }
 
 /** A damaged backup as listed: what its metadata says when it could be read (size_bytes: the recorded size). */
 export function listedDamaged(d: DamagedBackup, project: string, environment: string): ListedBackup {
   if (d.meta) return { ...listed({ meta: d.meta, path: d.path, metaPath: '', key: d.key, metaKey: d.metaKey }), state: 'damaged', problem: d.problem };
-  return { id: d.id, state: 'damaged', problem: d.problem, project, environment, database: null, type: null, release: null, created_at: null, size_bytes: null, sha256: null, path: d.path, verification: null };
+  return { id: d.id, state: 'damaged', problem: d.problem, project, environment, database: null, type: null, release: null, created_at: null, size_bytes: null, sha256: null, path: d.path, verification: null, partial: null };
 }
 
 /** The creation time to order by: the metadata's, else the one the id names (db_YYYYMMDD_HHMMSSZ). */
@@ -89,17 +92,20 @@ export async function runList(ctx: Context, o: { project?: string; environment?:
   }
   // The STATE column appears when something is damaged (a listing of complete backups reads as it always has).
   const anyDamaged = all.some((b) => b.state === 'damaged');
+  // Likewise PARTIAL, when a backup was taken with exclusions (show <id> tells which).
+  const anyPartial = all.some((b) => b.partial);
   const rows = all.map((b) => [
     `${b.project}/${b.environment}`,
     b.id,
     ...(anyDamaged ? [b.state === 'complete' ? 'complete' : 'DAMAGED'] : []),
     b.type ?? '-',
+    ...(anyPartial ? [b.partial ? 'partial' : '-'] : []),
     b.created_at ? b.created_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-',
     b.size_bytes === null ? '-' : humanSize(b.size_bytes),
     b.verification ? `${b.verification.status} ${b.verification.verified_at.slice(0, 10)}` : 'unverified',
     b.path,
   ]);
-  for (const l of renderTable(['TARGET', 'ID', ...(anyDamaged ? ['STATE'] : []), 'TYPE', 'CREATED (UTC)', 'SIZE', 'VERIFIED', 'PATH'], rows)) ctx.out(l);
+  for (const l of renderTable(['TARGET', 'ID', ...(anyDamaged ? ['STATE'] : []), 'TYPE', ...(anyPartial ? ['PARTIAL'] : []), 'CREATED (UTC)', 'SIZE', 'VERIFIED', 'PATH'], rows)) ctx.out(l);
   const damaged = all.filter((b) => b.state === 'damaged');
   if (damaged.length) ctx.out(`${damaged.length} damaged backup(s), never restored (prune --remove-damaged <id> removes one):\n  ${damaged.map((b) => `${b.project}/${b.environment} ${b.id}: ${b.problem}`).join('\n  ')}`);
   return all;

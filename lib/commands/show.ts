@@ -10,6 +10,7 @@
 import { findTarget } from '../config/load.js';
 import { UsageError } from '../core/errors.js';
 import { humanSize, renderTable } from '../core/text.js';
+import { describePartial } from '../formats/metadata.js';
 import type { Context } from '../runtime/context.js';
 import { backupContents, type BackupContents } from '../restore/contents.js';
 import { describeDump } from '../restore/dump.js';
@@ -34,13 +35,12 @@ export async function runShow(ctx: Context, o: { project: string; environment: s
   ctx.out(`  versions      pg_dump ${c.pg_dump_version}, server ${c.server_version}`);
   ctx.out(`  sha256        ${c.sha256}`);
   ctx.out(`  verification  ${v ? `${v.status} at ${v.verified_at} (${v.tables} tables, ${v.rows} rows)${v.error ? `: ${v.error}` : ''}` : 'never verified'}`);
-  const ex = c.exclusions;
-  ctx.out(`  exclusions    ${ex.tables.length || ex.table_data.length ? `PARTIAL: tables ${ex.tables.join(', ') || '-'}; data of ${ex.table_data.join(', ') || '-'}` : 'none (a full backup)'}`);
+  ctx.out(`  exclusions    ${c.exclusions ? `PARTIAL: ${describePartial(c.exclusions)}` : 'none (a full backup)'}`);
   ctx.out(`  other         ${counts(c.global)}`);
   for (const s of c.schemas) {
     ctx.out('');
     ctx.out(`schema ${s.name}: ${s.tables.length} tables; ${counts(s.objects)}`);
-    if (s.tables.length) for (const l of renderTable(['table', 'rows at backup'], s.tables.map((x) => [x.name, x.data ? (x.rows === null ? '(partitioned: see its partitions)' : String(x.rows)) : x.rows === null ? 'no data in the dump' : String(x.rows)]), { indent: '  ' })) ctx.out(l);
+    if (s.tables.length) for (const l of renderTable(['table', 'rows at backup'], s.tables.map((x) => [x.name, x.data ? (x.rows === null ? '(partitioned: see its partitions)' : String(x.rows)) : x.data_excluded ? 'data excluded (exclude_table_data)' : x.rows === null ? 'no data in the dump' : String(x.rows)]), { indent: '  ' })) ctx.out(l);
   }
   return c;
 }

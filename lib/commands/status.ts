@@ -27,6 +27,7 @@ import { targetFacts } from '../fleet/metrics.js';
 import { sizeAnomaly, type SizeAnomaly } from '../fleet/anomaly.js';
 import { leftoverDatabasesOf } from '../restore/kept.js';
 import { humanSize, renderTable } from '../core/text.js';
+import { partialOf } from '../formats/metadata.js';
 import { requireEnabled } from '../config/load.js';
 import { diskOutlook, type DiskOutlook } from '../fleet/space.js';
 import { Board } from '../core/board.js';
@@ -41,7 +42,8 @@ export interface TargetStatus {
   ok: boolean;
   problems: string[];
   backups: number;
-  latest: { id: string; type: string; created_at: string; age_seconds: number; size_bytes: number } | null;
+  /** partial: taken with exclusions (database.backup.exclude_tables / exclude_table_data; `show <id>` tells which). */
+  latest: { id: string; type: string; created_at: string; age_seconds: number; size_bytes: number; partial: boolean } | null;
   previous_size_bytes: number | null;
   /** (latest size / previous size) − 1, e.g. -0.4 for a dump 40 % smaller than the one before. */
   size_change: number | null;
@@ -97,7 +99,7 @@ export async function runStatus(ctx: Context, o: { json?: boolean; allowEmpty?: 
       const problems: string[] = [];
       const damaged = survey.damaged.map((d) => ({ id: d.id, problem: d.problem }));
       if (damaged.length) problems.push(`${damaged.length} damaged backup(s): ${damaged.map((d) => `${d.id} (${d.problem})`).join(', ')}`);
-      const latest = f.latest && { id: f.latest.meta.id, type: f.latest.meta.type, created_at: f.latest.meta.created_at, age_seconds: Math.round(secondsSince(f.latest.meta.created_at)), size_bytes: f.latest.meta.size_bytes };
+      const latest = f.latest && { id: f.latest.meta.id, type: f.latest.meta.type, created_at: f.latest.meta.created_at, age_seconds: Math.round(secondsSince(f.latest.meta.created_at)), size_bytes: f.latest.meta.size_bytes, partial: partialOf(f.latest.meta) !== null };
       if (!latest) problems.push('no complete backup');
       else if (latest.age_seconds > maxAge) problems.push(`latest complete backup is ${ago(latest.age_seconds)} old (max_backup_age ${ago(maxAge)})`);
       const v = f.verification;
@@ -156,7 +158,7 @@ function print(ctx: Context, r: StatusReport): void {
   const rows = r.targets.map((t) => [
     `${t.project}/${t.environment}`,
     !t.enabled ? 'disabled' : t.ok ? 'OK' : 'FAIL',
-    t.latest?.id ?? '-',
+    t.latest ? `${t.latest.id}${t.latest.partial ? ' (partial)' : ''}` : '-',
     t.latest ? ago(t.latest.age_seconds) : '-',
     t.latest ? humanSize(t.latest.size_bytes) : '-',
     t.size_change === null ? '-' : `${t.size_change >= 0 ? '+' : ''}${(t.size_change * 100).toFixed(1)}%`,

@@ -38,7 +38,7 @@ import { checksumPass } from '../fleet/checksums.js';
 import { writeMetrics } from '../fleet/metrics.js';
 import { humanSize } from '../core/text.js';
 import { notify } from '../fleet/notify.js';
-import type { VerificationResult } from '../formats/metadata.js';
+import { partialOf, type VerificationResult } from '../formats/metadata.js';
 import { Repository, type DamagedBackup, type StoredBackup } from '../storage/repository.js';
 import { readOnly } from '../storage/dryrun.js';
 import { offsiteRepository } from '../offsite/catalog.js';
@@ -133,8 +133,18 @@ async function verifyOne(ctx: Context, t: Target, b: StoredBackup, jobs: number 
     if (!(await repo.check(b.metaKey)).backup) await repo.remove(fresh.backup);
   }
   else log.warn({ id: b.meta.id, problem: fresh.problem }, 'the backup changed or disappeared during verification; result not recorded');
-  log[verification.status === 'passed' ? 'info' : 'error']({ id: b.meta.id, ...verification }, `verification ${verification.status}`);
+  const partial = partialOf(b.meta);
+  log[verification.status === 'passed' ? 'info' : 'error']({ id: b.meta.id, ...verification, ...(partial ? { data_excluded: partial.data_excluded, tables_excluded: partial.tables_excluded } : {}) }, `verification ${verification.status}`);
   return { ...base, status: verification.status, verification, ...(verification.error ? { error: verification.error } : {}) };
+}
+
+/** What a passed verification of a partial backup checked beyond the recorded counts ('' for a full backup). */
+function partialNote(meta: StoredBackup['meta']): string {
+  const p = partialOf(meta);
+  if (!p) return '';
+  const data = p.data_excluded.length ? `; no rows expected and none found in ${p.data_excluded.join(', ')} (data excluded)` : '';
+  const gone = p.tables_excluded.length ? `; not in the backup: ${p.tables_excluded.join(', ')} (excluded)` : '';
+  return `; partial backup${data}${gone}`;
 }
 
 /** A damaged backup as a failed outcome (nothing to restore; nothing recorded). */
@@ -195,7 +205,7 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
       const v = r.verification;
       ctx.out(
         r.status === 'passed'
-          ? `passed  ${r.project}/${r.environment} ${r.id}: ${v!.tables} tables, ${v!.rows} rows (${(v!.duration_ms / 1000).toFixed(1)} s)`
+          ? `passed  ${r.project}/${r.environment} ${r.id}: ${v!.tables} tables, ${v!.rows} rows${partialNote(b.meta)} (${(v!.duration_ms / 1000).toFixed(1)} s)`
           : `${r.status === 'failed' ? 'FAILED' : 'ERROR '}  ${r.project}/${r.environment} ${r.id}: ${r.error}`,
       );
     }

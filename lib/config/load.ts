@@ -13,6 +13,7 @@ import { isSegment } from './names.js';
 import { keyText, parseConfigYaml, readConfigText } from './read.js';
 import { DURATION, ProjectsFile, type DatabaseConfig, type OffsiteConfig, type PlatformConfig } from './schema.js';
 import { parseS3Url } from './offsite.js';
+import { patternsFor } from './patterns.js';
 
 export interface BackupPolicy {
   enabled: boolean;
@@ -24,6 +25,9 @@ export interface BackupPolicy {
   verify_on_restore: boolean;
   compression_level: number;
   lock_wait_timeout_ms: number;
+  /** pg_dump --exclude-table / --exclude-table-data patterns for this environment (empty: a full backup). */
+  exclude_tables: string[];
+  exclude_table_data: string[];
 }
 
 /** Where and how a target's offsite copies go (platform.offsite, then database.offsite over it). */
@@ -240,6 +244,18 @@ export function checkConfigText(text: string, file: string): { data?: z.infer<ty
       if (!(env in db.databases))
         issues.push({ file, line: lineOf(doc, lc, [name, 'database', 'app_containers'], env), path: `${name}.database.app_containers.${env}`, message: `no such environment in ${name}.database.databases` });
   }
+  // Exclusions given per environment name environments that exist.
+  for (const [name, proj] of Object.entries(raw as Record<string, { database?: DatabaseConfig }>)) {
+    const db = name !== 'platform' && proj && typeof proj === 'object' ? proj.database : undefined;
+    const b = db && typeof db === 'object' && db.databases && typeof db.databases === 'object' ? db.backup : undefined;
+    for (const key of ['exclude_tables', 'exclude_table_data'] as const) {
+      const v = b && typeof b === 'object' ? b[key] : undefined;
+      if (!v || typeof v !== 'object' || Array.isArray(v)) continue;
+      for (const env of Object.keys(v))
+        if (!(env in db!.databases))
+          issues.push({ file, line: lineOf(doc, lc, [name, 'database', 'backup', key], env), path: `${name}.database.backup.${key}.${env}`, message: `no such environment in ${name}.database.databases` });
+    }
+  }
   // A project's offsite override needs a url from somewhere.
   const platformUrl = (raw as { platform?: { offsite?: { url?: unknown } } }).platform?.offsite?.url;
   for (const [name, proj] of Object.entries(raw as Record<string, { database?: { offsite?: OffsiteConfig } }>)) {
@@ -324,6 +340,8 @@ function resolveTargets(data: z.infer<typeof ProjectsFile>, dir: string): Target
         verify_on_restore: b.verify_on_restore ?? true,
         compression_level: b.compression_level ?? pb.compression_level ?? DEFAULTS.compression_level,
         lock_wait_timeout_ms: parseDuration(b.lock_wait_timeout ?? pb.lock_wait_timeout ?? DEFAULTS.lock_wait_timeout),
+        exclude_tables: patternsFor(b.exclude_tables, environment),
+        exclude_table_data: patternsFor(b.exclude_table_data, environment),
       };
       targets.push({
         project,

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { containerName, pgIdent, segmentName } from './names.js';
 import { ageRecipient, s3Url } from './offsite.js';
+import { tablePatterns } from './patterns.js';
 
 export const DURATION = /^(\d+)(s|m|h|d|w)$/;
 
@@ -102,6 +103,9 @@ export const DatabaseBackup = z.strictObject({
   verify_on_restore: z.boolean().optional(),
   compression_level: z.number().int().min(1).max(19).optional(),
   lock_wait_timeout: duration.optional(),
+  /** Partial backups (pg_dump --exclude-table / --exclude-table-data patterns): a list, or environment → list. */
+  exclude_tables: tablePatterns.optional(),
+  exclude_table_data: tablePatterns.optional(),
 });
 
 /** Point-in-time recovery of the cluster (the container) a target lives in: ARCHITECTURE "Point-in-time recovery". */

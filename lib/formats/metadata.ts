@@ -65,6 +65,21 @@ export const OffsiteState = z.strictObject({
   error: z.string().optional(),
 });
 
+/**
+ * A partial backup: what its target's database.backup.exclude_tables / exclude_table_data left
+ * out. The patterns as configured (passed to pg_dump as they are), and what they matched on the
+ * server in the dump's own snapshot (resolved as pg_dump resolves them): `tables_excluded`,
+ * relations not in the dump at all; `data_excluded`, tables in the dump without their rows (not
+ * in `tables`: they hold no counted rows; a restore of them is empty). Names as in `tables`
+ * (quote_ident of schema and name). Absent or null: a full backup (all metadata before exclusions).
+ */
+export const Partial = z.strictObject({
+  exclude_tables: z.array(z.string().min(1)),
+  exclude_table_data: z.array(z.string().min(1)),
+  tables_excluded: z.array(z.string().min(1)),
+  data_excluded: z.array(z.string().min(1)),
+});
+
 export const BackupMetadata = z.strictObject({
   format_version: z.literal(1),
   id: z.string().regex(BACKUP_ID),
@@ -94,6 +109,7 @@ export const BackupMetadata = z.strictObject({
   /** Absent in metadata from before checksum passes: read as null. */
   checksum: Checksum.nullable().optional(),
   offsite: OffsiteState.nullable().optional(),
+  partial: Partial.nullable().optional(),
 });
 
 export type BackupMetadata = z.infer<typeof BackupMetadata>;
@@ -101,6 +117,19 @@ export type VerificationResult = z.infer<typeof Verification>;
 export type ChecksumResult = z.infer<typeof Checksum>;
 export type EncryptionInfo = z.infer<typeof Encryption>;
 export type OffsiteStatus = z.infer<typeof OffsiteState>;
+export type PartialInfo = z.infer<typeof Partial>;
+
+/** The backup's exclusions, or null for a full backup (patterns configured that matched nothing still make it partial: it was taken with them). */
+export function partialOf(meta: Pick<BackupMetadata, 'partial'>): PartialInfo | null {
+  const p = meta.partial;
+  return p && (p.exclude_tables.length || p.exclude_table_data.length) ? p : null;
+}
+
+/** One line for an operator: the patterns, and what they matched. */
+export function describePartial(p: PartialInfo): string {
+  const part = (what: string, patterns: string[], matched: string[]) => (patterns.length ? `${what} ${patterns.join(', ')} (matched ${matched.join(', ') || 'nothing'})` : '');
+  return [part('exclude_tables', p.exclude_tables, p.tables_excluded), part('exclude_table_data', p.exclude_table_data, p.data_excluded)].filter(Boolean).join('; ');
+}
 
 /** The one order of backups, newest first: by creation time, then by id (db_…_2 after db_…). */
 export function newestFirst(a: Pick<BackupMetadata, 'id' | 'created_at'>, b: Pick<BackupMetadata, 'id' | 'created_at'>): number {

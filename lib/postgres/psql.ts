@@ -24,15 +24,21 @@ export async function psql(sh: TargetShell, database: string, sql: string, signa
  * extension members), as one JSON object {"schema"."table": rows}. Meant to run inside the
  * snapshot a dump uses, or against a restored copy; the two sides then compare exactly.
  */
-export const ROW_COUNTS_SQL = `
+export const ROW_COUNTS_SQL = rowCountsSql();
+
+/** ROW_COUNTS_SQL without the tables named in `except` (as its keys spell them): a partial dump's tables left out or without their rows. */
+export function rowCountsSql(except: readonly string[] = []): string {
+  const skip = except.length ? `\n     AND quote_ident(n.nspname) || '.' || quote_ident(c.relname) <> ALL (ARRAY[${except.map(literal).join(', ')}]::text[])` : '';
+  return `
 SELECT coalesce(
   (SELECT 'SELECT coalesce(json_object_agg(t, n ORDER BY t), ''{}''::json) FROM (' ||
      string_agg(format('SELECT %L AS t, count(*) AS n FROM ONLY %I.%I', quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname, c.relname), ' UNION ALL ') || ') x'
    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
-     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')),
+     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')${skip}),
   'SELECT ''{}''::json') \\gexec
 `;
+}
 
 export function parseRowCounts(out: string): Record<string, number> {
   const line = out.trim().split('\n').pop() ?? '{}';

@@ -3,7 +3,7 @@
  * table of contents put side by side. A pure function: no I/O.
  */
 import type { ArchiveToc } from '../postgres/archive.js';
-import type { BackupMetadata } from '../formats/metadata.js';
+import { partialOf, type BackupMetadata, type PartialInfo } from '../formats/metadata.js';
 import { qualified } from './select.js';
 
 export interface BackupContents {
@@ -23,12 +23,12 @@ export interface BackupContents {
   pg_dump_version: string;
   server_version: string;
   verification: BackupMetadata['verification'];
-  /** Tables and data left out at backup time (none: a full backup). */
-  exclusions: { tables: string[]; table_data: string[] };
+  /** Tables and data left out at backup time (metadata `partial`: the patterns and what they matched); null: a full backup. */
+  exclusions: PartialInfo | null;
   schemas: {
     name: string;
-    /** Each table: its recorded rows (null: not recorded, e.g. a partitioned parent, whose rows are its partitions') and whether its data is in the dump. */
-    tables: { name: string; rows: number | null; data: boolean }[];
+    /** Each table: its recorded rows (null: not recorded, e.g. a partitioned parent, whose rows are its partitions') and whether its data is in the dump; data_excluded: left out by exclude_table_data. */
+    tables: { name: string; rows: number | null; data: boolean; data_excluded?: true }[];
     /** Other objects by kind (view, sequence, function, index, …). */
     objects: Record<string, number>;
   }[];
@@ -40,6 +40,8 @@ export function backupContents(meta: BackupMetadata, toc: ArchiveToc): BackupCon
   const withData = new Set(toc.entries.filter((e) => e.desc === 'TABLE DATA').flatMap((e) => e.deps));
   const schemas = new Map<string, BackupContents['schemas'][number]>();
   const global: Record<string, number> = {};
+  const partial = partialOf(meta);
+  const dataExcluded = new Set(partial?.data_excluded ?? []);
   const of = (ns: string) => schemas.get(ns) ?? (schemas.set(ns, { name: ns, tables: [], objects: {} }), schemas.get(ns)!);
   for (const e of toc.entries) {
     const kind = (e.desc ?? '?').toLowerCase();
@@ -49,10 +51,9 @@ export function backupContents(meta: BackupMetadata, toc: ArchiveToc): BackupCon
       continue;
     }
     const s = of(e.namespace);
-    if (kind === 'table') s.tables.push({ name: qualified(e), rows: meta.tables[qualified(e)] ?? null, data: withData.has(e.dumpId) });
+    if (kind === 'table') s.tables.push({ name: qualified(e), rows: meta.tables[qualified(e)] ?? null, data: withData.has(e.dumpId), ...(dataExcluded.has(qualified(e)) ? { data_excluded: true as const } : {}) });
     else s.objects[kind] = (s.objects[kind] ?? 0) + 1;
   }
-  const excl = (meta as { exclusions?: { tables?: string[]; table_data?: string[] } }).exclusions;
   return {
     id: meta.id,
     project: meta.project,
@@ -70,7 +71,7 @@ export function backupContents(meta: BackupMetadata, toc: ArchiveToc): BackupCon
     pg_dump_version: meta.pg_dump_version,
     server_version: meta.server_version,
     verification: meta.verification,
-    exclusions: { tables: excl?.tables ?? [], table_data: excl?.table_data ?? [] },
+    exclusions: partial,
     schemas: [...schemas.values()].sort((a, b) => a.name.localeCompare(b.name)),
     global,
   };

@@ -156,13 +156,23 @@ export async function hashWhole(d: DumpFile, o: { signal?: AbortSignal; target?:
   }
 }
 
-/** Tables missing, extra, or with other row counts than recorded. Empty: the copy matches. */
-export function compareCounts(expected: Record<string, number>, actual: Record<string, number>): string[] {
+/**
+ * Tables missing, extra, or with other row counts than recorded. Empty: the copy matches.
+ * `dataExcluded`: a partial backup's tables dumped without their rows (metadata partial.data_excluded):
+ * each must be there, with no rows.
+ */
+export function compareCounts(expected: Record<string, number>, actual: Record<string, number>, dataExcluded: readonly string[] = []): string[] {
   const problems: string[] = [];
+  const empty = new Set(dataExcluded);
   for (const [t, n] of Object.entries(expected)) {
     if (!(t in actual)) problems.push(`table ${t} is missing`);
     else if (actual[t] !== n) problems.push(`table ${t} has ${actual[t]} rows, ${n} recorded`);
   }
-  for (const t of Object.keys(actual)) if (!(t in expected)) problems.push(`table ${t} was not recorded in the backup`);
+  for (const t of empty) {
+    if (t in expected) continue; // recorded with rows after all: checked above
+    if (!(t in actual)) problems.push(`table ${t} is missing (its data was excluded from the backup, the table was not)`);
+    else if (actual[t] !== 0) problems.push(`table ${t} has ${actual[t]} rows, none expected (its data was excluded from the backup)`);
+  }
+  for (const t of Object.keys(actual)) if (!(t in expected) && !empty.has(t)) problems.push(`table ${t} was not recorded in the backup`);
   return problems;
 }

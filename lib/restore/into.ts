@@ -106,7 +106,7 @@ export async function restoreInto(ctx: Context, target: Target, source: OpenedDu
     void counter.close().catch(() => undefined); // told to quit; its exit is not waited for
     counter = undefined;
     if (source.meta) {
-      const problems = compareCounts(source.meta.tables, counts);
+      const problems = compareCounts(source.meta.tables, counts, source.meta.partial?.data_excluded);
       if (problems.length)
         throw new VerificationError(
           `${where}: the restored copy of ${source.meta.id} differs from its metadata: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}`,

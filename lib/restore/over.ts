@@ -125,7 +125,7 @@ async function restoreOverWith(ctx: Context, target: Target, backup: StoredBacku
       step('check the live database (verify_on_restore)');
       // A new connection to the database now live, counted afresh.
       await admin.connect(live, signal);
-      const problems = compareCounts(dump.meta.tables, parseRowCounts(await admin.query(ROW_COUNTS_SQL, signal)));
+      const problems = compareCounts(dump.meta.tables, parseRowCounts(await admin.query(ROW_COUNTS_SQL, signal)), dump.meta.partial?.data_excluded);
       if (problems.length) throw new VerificationError(`${where}: the live database after the swap differs from backup ${dump.meta.id}: ${problems.slice(0, 5).join('; ')}`, ref);
     }
 

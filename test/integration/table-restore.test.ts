@@ -133,7 +133,7 @@ describe('restore --table (real PostgreSQL 15 in containers)', () => {
     const { ctx, out } = fleet.context();
     const c = await runShow(ctx, { project: 'shop', environment: 'production', id: backupId });
     expect(c.schemas.find((s) => s.name === 'public')?.tables).toContainEqual({ name: 'public."Customer"', rows: 200, data: true });
-    expect(c.exclusions).toEqual({ tables: [], table_data: [] });
+    expect(c.exclusions).toBeNull();
     const text = out.join('\n');
     expect(text).toContain(`backup ${backupId} of shop/production`);
     expect(text).toContain('exclusions    none (a full backup)');
