@@ -11,6 +11,7 @@ import { backupCycle } from '../backup/cycle.js';
 import type { BackupOptions } from '../backup/take.js';
 import { findTarget } from '../config/load.js';
 import { writeMetrics } from '../fleet/metrics.js';
+import { pitrSeries } from '../pitr/status.js';
 import type { Context } from '../runtime/context.js';
 import type { StoredBackup } from '../storage/repository.js';
 
@@ -22,7 +23,7 @@ export interface BackupCommandOptions extends BackupOptions {
 export async function runBackup(ctx: Context, o: BackupCommandOptions): Promise<StoredBackup> {
   const target = findTarget(ctx.config, o.project, o.environment);
   const { backup, retentionError } = await backupCycle(ctx, target, { command: `backup --type ${o.type}`, backup: o });
-  await writeMetrics(ctx); // never throws: metrics must not fail a backup
+  await writeMetrics(ctx, pitrSeries(ctx)); // never throws: metrics must not fail a backup
   ctx.out(backup.path);
   if (retentionError) throw retentionError;
   return backup;

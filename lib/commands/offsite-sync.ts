@@ -14,6 +14,7 @@ import { selectTargets } from '../config/load.js';
 import { EXIT, InterruptedError, LockBusyError, UsageError, type ExitCode } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
 import { writeMetrics } from '../fleet/metrics.js';
+import { pitrSeries } from '../pitr/status.js';
 import { syncTarget, type TargetSync } from '../offsite/sync.js';
 import { dryRunContext, type Context } from '../runtime/context.js';
 import { withLock } from '../storage/lock.js';
@@ -41,7 +42,7 @@ export async function runOffsiteSync(ctx: Context, o: { project?: string; enviro
       targetLogger(ctx.logger, t).error({ err: (e as Error).message }, busy ? 'offsite sync skipped: target busy' : 'offsite sync failed');
     }
   }
-  if (!o.dryRun) await writeMetrics(ctx);
+  if (!o.dryRun) await writeMetrics(ctx, pitrSeries(ctx));
   const failed = results.some((r) => ('error' in r && !r.busy) || ('items' in r && r.items.some((i) => i.status === 'pending')));
   const busy = results.some((r) => 'busy' in r && r.busy);
   return { targets: results, exitCode: failed ? EXIT.FAILED : busy ? EXIT.LOCKED : EXIT.OK };

@@ -10,6 +10,9 @@
  * A target with offsite configured: then offsite retention on its bucket, under the same lock
  * (lib/offsite/prune.ts: its own tiers; a copy under object lock kept with the reason); a failure
  * there fails the target (exit 1), what local retention did stays done.
+ * Then each PITR cluster of those targets (lib/pitr/retention.ts, under the cluster's lock): base
+ * backups beyond keep_base_backups and base_backup_retention, and the WAL no kept one needs; a
+ * dry run says why each base backup and the WAL stays. A cluster's failure fails the run (exit 1).
  */
 import path from 'node:path';
 import { selectTargets } from '../config/load.js';
@@ -18,10 +21,13 @@ import { EXIT, LockBusyError, UsageError, type ExitCode } from '../core/errors.j
 import { withLock } from '../storage/lock.js';
 import { targetLogger } from '../core/log.js';
 import { writeMetrics } from '../fleet/metrics.js';
+import { pitrSeries } from '../pitr/status.js';
 import { pruneTarget, removeDamaged, type TargetPrune } from '../fleet/prune.js';
 import { findTarget } from '../config/load.js';
 import { pruneOffsite, type OffsitePrune } from '../offsite/prune.js';
 import { Board } from '../core/board.js';
+import { pitrClusters } from '../pitr/cluster.js';
+import { clusterPruneLines, pruneCluster } from '../pitr/retention.js';
 
 export interface PruneResult {
   targets: (TargetPrune | { project: string; environment: string; error: string; busy: boolean })[];
@@ -55,7 +61,18 @@ export async function runPrune(ctx: Context, o: { project?: string; environment?
     }
   }
   board.close();
-  if (!o.dryRun) await writeMetrics(ctx);
+  // The PITR clusters of these targets: base backups and the WAL no kept one needs (lib/pitr/retention.ts).
+  for (const c of pitrClusters(ctx.config, targets)) {
+    try {
+      for (const l of clusterPruneLines(await pruneCluster(o.dryRun ? dryRunContext(ctx) : ctx, c))) ctx.out(l);
+    } catch (e) {
+      const busy = e instanceof LockBusyError;
+      results.push({ project: `cluster ${c.container}`, environment: '', error: (e as Error).message, busy });
+      ctx.out(`cluster ${c.container}: ${busy ? 'busy (another run holds its lock), skipped' : `FAILED: ${(e as Error).message}`}`);
+      ctx.logger.error({ container: c.container, error: (e as Error).message }, busy ? 'prune skipped: cluster busy' : 'cluster retention failed');
+    }
+  }
+  if (!o.dryRun) await writeMetrics(ctx, pitrSeries(ctx));
   const failed = results.filter((r) => 'error' in r);
   const exitCode = failed.some((r) => !r.busy) ? EXIT.FAILED : failed.length ? EXIT.LOCKED : EXIT.OK;
   return { targets: results, exitCode };
@@ -68,7 +85,7 @@ async function runRemoveDamaged(ctx: Context, project: string | undefined, envir
   const what = dryRun ? 'would remove' : 'removed';
   const d = dryRun ? await removeDamaged(dryRunContext(ctx), t, id) : await withLock(ctx.repo.lockDir(project, environment), t, 'prune --remove-damaged', () => removeDamaged(ctx, t, id));
   ctx.out(`${project}/${environment}: ${what} damaged backup ${id} (${d.problem})${dryRun ? ' (dry run)' : ''}`);
-  if (!dryRun) await writeMetrics(ctx);
+  if (!dryRun) await writeMetrics(ctx, pitrSeries(ctx));
   return { targets: [], exitCode: EXIT.OK };
 }
 

@@ -22,6 +22,7 @@ import { dryRunContext, type Context } from '../runtime/context.js';
 import { EXIT, LockBusyError, type ExitCode } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
 import { writeMetrics } from '../fleet/metrics.js';
+import { pitrSeries } from '../pitr/status.js';
 import { notify } from '../fleet/notify.js';
 import { backupStem } from '../storage/repository.js';
 import { humanSize, renderTable } from '../core/text.js';
@@ -91,7 +92,7 @@ export async function runScheduledBackup(ctx: Context, o: { project?: string; en
 
   if (failed.length) ctx.logger.error({ failed }, `scheduled-backup: ${failed.length} target(s) failed: ${failed.join(', ')}`);
   else ctx.logger.info({ busy }, 'scheduled-backup finished');
-  await writeMetrics(ctx);
+  await writeMetrics(ctx, pitrSeries(ctx));
   await notify(ctx, { command: 'scheduled-backup', ok: failed.length === 0 && busy.length === 0, summary, results: runs });
   return { targets: runs, failed, exitCode: failed.length ? EXIT.FAILED : busy.length ? EXIT.LOCKED : EXIT.OK };
 }

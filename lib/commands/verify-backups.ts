@@ -28,6 +28,12 @@
  * no connection: nothing is recorded then, the backup is not to blame), 130 when interrupted.
  * Runs without the target's lock: it never changes a dump, and writes the metadata by an atomic
  * replace of a freshly read copy, so backups and prunes are not blocked by an hour-long check.
+ *
+ * PITR targets (database.pitr): then, per cluster of the selected targets, its newest base backup
+ * (--all: every one) is verified with its chain (lib/pitr/chain.ts: every WAL file after it hashed,
+ * no gap, recovered by a temporary instance to the end of the archive), the result recorded in the
+ * base backup's metadata; a gap, a damaged file or a recovery that stops short is exit 4. Not with
+ * --backup, --checksums or --offsite (the chain is verified from the local archive).
  */
 import { requireEnabled, selectTargets, type Target } from '../config/load.js';
 import { dryRunContext, type Context } from '../runtime/context.js';
@@ -36,6 +42,7 @@ import { CommandError, EXIT, InterruptedError, PgfleetError, UsageError, Verific
 import { targetLogger } from '../core/log.js';
 import { checksumPass } from '../fleet/checksums.js';
 import { writeMetrics } from '../fleet/metrics.js';
+import { pitrSeries } from '../pitr/status.js';
 import { humanSize } from '../core/text.js';
 import { notify } from '../fleet/notify.js';
 import { partialOf, type VerificationResult } from '../formats/metadata.js';
@@ -47,6 +54,9 @@ import { readableCopy } from '../restore/remote.js';
 import { restoreInto, verificationShell } from '../restore/into.js';
 import { Board } from '../core/board.js';
 import { openDump, openWhile } from '../restore/stage.js';
+import { archiveOf, pitrClusters, type Cluster } from '../pitr/cluster.js';
+import { verifyChain } from '../pitr/chain.js';
+import type { BaseBackupMetadata } from '../formats/pitr.js';
 
 export interface VerifyOptions {
   project?: string;
@@ -66,6 +76,8 @@ export interface VerifyOptions {
 export interface VerifyOutcome {
   project: string;
   environment: string;
+  /** A base backup's chain (PITR), of this cluster; project/environment are its first target's. */
+  cluster?: string;
   id: string;
   /** error: the check could not run (not recorded). */
   status: 'passed' | 'failed' | 'error';
@@ -173,6 +185,9 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
   if (o.backup && plan.every(([, bs, ds]) => !bs.length && !ds.length)) throw new UsageError(`no complete backup ${o.backup} in ${o.project ?? 'any project'}${o.environment ? `/${o.environment}` : ''}`);
 
   if (o.dryRun) {
+    if (!o.offsite && !o.backup)
+      for (const [c, bases] of await chainPlan(planner, pitrClusters(ctx.config, targets), o))
+        for (const b of bases) ctx.out(`would verify cluster ${c.container} ${b.id} (base backup, ${b.finished_at}): its WAL hashed and recovered to the end of the archive in ${c.container}`);
     for (const [t, bs, ds] of plan) {
       const where = verificationShell(ctx, t).sh.where;
       if (!bs.length) ctx.out(`${t.project}/${t.environment}: no complete backup to verify`);
@@ -214,14 +229,45 @@ export async function runVerifyBackups(ctx: Context, o: VerifyOptions): Promise<
     board.finish(key, !mine.length ? 'skipped' : bad.length ? 'failed' : 'done', !mine.length ? 'no complete backup' : bad.length ? `${bad.length} of ${mine.length} failed` : `${mine.length} passed`);
   }
   board.close();
+  if (!o.offsite && !o.backup) for (const [c, bases] of await chainPlan(ctx, pitrClusters(ctx.config, targets), o)) results.push(...(await verifyChains(ctx, c, bases)));
   const failed = results.filter((r) => r.status === 'failed').length;
   const errors = results.filter((r) => r.status === 'error').length;
-  const bad = results.filter((r) => r.status !== 'passed').map((r) => `${r.project}/${r.environment} ${r.id}`);
+  const bad = results.filter((r) => r.status !== 'passed').map((r) => (r.cluster ? `cluster ${r.cluster} ${r.id}` : `${r.project}/${r.environment} ${r.id}`));
   const summary = `${results.length} verified: ${results.length - failed - errors} passed, ${failed} failed${errors ? `, ${errors} could not run` : ''}${bad.length ? ` (${bad.join(', ')})` : ''}`;
   ctx.out(summary);
-  await writeMetrics(ctx);
+  await writeMetrics(ctx, pitrSeries(ctx));
   await notify(ctx, { command: 'verify-backups', ok: !failed && !errors, summary, results });
   return { results, exitCode: failed ? EXIT.VERIFY_FAILED : errors ? EXIT.FAILED : EXIT.OK };
+}
+
+/** Per cluster, the base backups to verify with their chains: the newest (--all: every one); damaged ones fail. */
+async function chainPlan(ctx: Context, clusters: Cluster[], o: VerifyOptions): Promise<[Cluster, BaseBackupMetadata[]][]> {
+  const plan: [Cluster, BaseBackupMetadata[]][] = [];
+  for (const c of clusters) {
+    const bases = (await archiveOf(ctx, c).baseBackups()).items.sort((a, b) => (a.finished_at > b.finished_at ? -1 : 1));
+    plan.push([c, o.all ? bases : bases.slice(0, 1)]);
+  }
+  return plan;
+}
+
+/** Each base backup's chain verified and recorded (lib/pitr/chain.ts), a line each; as outcomes of the cluster's first target. */
+async function verifyChains(ctx: Context, c: Cluster, bases: BaseBackupMetadata[]): Promise<VerifyOutcome[]> {
+  const [{ project, environment }] = c.targets;
+  const problems = (await archiveOf(ctx, c).baseBackups()).problems;
+  const outcomes: VerifyOutcome[] = problems.map((p) => ({ project, environment, cluster: c.container, id: p.split(':')[0], status: 'failed', error: `damaged base backup: ${p}` }));
+  for (const o of outcomes) ctx.out(`FAILED  cluster ${c.container} ${o.id}: ${o.error}`);
+  if (!bases.length) ctx.out(`cluster ${c.container}: no base backup to verify`);
+  for (const b of bases) {
+    const r = await verifyChain(ctx, c, b);
+    const v = r.verification;
+    ctx.out(
+      r.status === 'passed'
+        ? `passed  cluster ${c.container} ${b.id}: recovered through ${v!.segments} WAL segment(s) to ${v!.through} (replayed to ${v!.replayed_lsn}) (${(v!.duration_ms / 1000).toFixed(1)} s)`
+        : `${r.status === 'failed' ? 'FAILED' : 'ERROR '}  cluster ${c.container} ${b.id}: ${r.error}`,
+    );
+    outcomes.push({ project, environment, cluster: c.container, id: b.id, status: r.status, ...(r.error ? { error: r.error } : {}) });
+  }
+  return outcomes;
 }
 
 /** --checksums: every stored dump of the targets re-hashed, each result recorded (checksum); exit 4 on a mismatch or damage, 1 when one could not be read. */
@@ -242,7 +288,7 @@ async function runChecksums(ctx: Context, targets: Target[], o: VerifyOptions): 
   const bad = results.filter((r) => r.status !== 'passed').map((r) => `${r.project}/${r.environment} ${r.id}`);
   const summary = `${results.length} checksummed (${humanSize(bytes)} in ${secs.toFixed(1)} s, ${humanSize(bytes / Math.max(secs, 1e-3))}/s): ${results.length - failed - errors} passed, ${failed} failed${errors ? `, ${errors} could not be read` : ''}${bad.length ? ` (${bad.join(', ')})` : ''}`;
   ctx.out(summary);
-  await writeMetrics(ctx);
+  await writeMetrics(ctx, pitrSeries(ctx));
   await notify(ctx, { command: 'verify-backups', ok: !failed && !errors, summary, results });
   const outcomes: VerifyOutcome[] = results.map((r) => ({ project: r.project, environment: r.environment, id: r.id, status: r.status, ...(r.error ? { error: r.error } : {}) }));
   return { results: outcomes, exitCode: failed ? EXIT.VERIFY_FAILED : errors ? EXIT.FAILED : EXIT.OK };

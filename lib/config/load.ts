@@ -57,6 +57,9 @@ export interface PitrSettings {
   archiveDir: string;
   maxWalAgeMs: number;
   baseBackupEveryMs: number;
+  /** Base backup retention: always the newest keepBaseBackups, and every one younger than baseBackupRetentionMs. */
+  keepBaseBackups: number;
+  baseBackupRetentionMs: number;
 }
 
 export interface Target {
@@ -123,6 +126,8 @@ export const DEFAULTS = {
   hook_timeout: '10m',
   max_wal_age: '5m',
   base_backup_every: '1d',
+  keep_base_backups: 2,
+  base_backup_retention: '7d',
 };
 
 export function parseDuration(s: string): number {
@@ -363,6 +368,8 @@ function resolveTargets(data: z.infer<typeof ProjectsFile>, dir: string): Target
                 archiveDir: path.resolve(dir, db.pitr.archive_dir),
                 maxWalAgeMs: parseDuration(db.pitr.max_wal_age ?? DEFAULTS.max_wal_age),
                 baseBackupEveryMs: parseDuration(db.pitr.base_backup_every ?? DEFAULTS.base_backup_every),
+                keepBaseBackups: db.pitr.keep_base_backups ?? DEFAULTS.keep_base_backups,
+                baseBackupRetentionMs: parseDuration(db.pitr.base_backup_retention ?? DEFAULTS.base_backup_retention),
               }
             : undefined,
       });

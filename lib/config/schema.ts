@@ -114,6 +114,9 @@ export const DatabasePitr = z.strictObject({
   archive_dir: z.string().min(1).optional(),
   max_wal_age: duration.optional(),
   base_backup_every: duration.optional(),
+  /** Base backup retention (lib/pitr/retention.ts): the newest N, and every one younger than base_backup_retention. */
+  keep_base_backups: z.number().int().min(1).optional(),
+  base_backup_retention: duration.optional(),
 });
 
 export const Database = z.strictObject({

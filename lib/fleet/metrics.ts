@@ -25,6 +25,18 @@
  *   pgfleet_offsite_pending_count                    complete backups whose offsite copy is not confirmed ("offsite pending")
  * The offsite series come from the local metadata (`offsite.status`), never from the bucket: a
  * metrics run makes no network request.
+ *
+ * Point-in-time recovery, one series per target too (its cluster's values; 0 and NaN as below),
+ * from `pitr` (lib/pitr/status.ts pitrSeries: the cluster's archive, and pg_stat_archiver):
+ *   pgfleet_pitr_enabled                             1 when database.pitr is enabled
+ *   pgfleet_pitr_window_start_timestamp_seconds      the restorable window's earliest point (0: none)
+ *   pgfleet_pitr_window_end_timestamp_seconds        its latest point (0: none)
+ *   pgfleet_pitr_wal_last_archived_timestamp_seconds when the newest archived WAL segment was archived (0: none)
+ *   pgfleet_pitr_wal_newest_age_seconds              its age when the file was written (NaN: none)
+ *   pgfleet_pitr_archiver_failed_count               pg_stat_archiver.failed_count (NaN: unreadable)
+ *   pgfleet_pitr_archiver_failing                    1 when its last failure is newer than its last success
+ *   pgfleet_pitr_base_backup_count                   base backups stored
+ *   pgfleet_pitr_chain_verification_last_success    1 if the latest chain verification passed, 0 if it failed or none ran
  */
 import type { Target } from '../config/load.js';
 import type { Context } from '../runtime/context.js';
@@ -72,27 +84,62 @@ const FAMILIES: [name: string, help: string, value: (t: Target, f: TargetFacts, 
   ['pgfleet_offsite_pending_count', 'Complete backups whose offsite copy is not confirmed (offsite pending).', (_t, f) => f.offsite.pending],
 ];
 
+/** A target's point-in-time recovery as the metrics see it (null: not enabled). Seconds are Unix time. */
+export interface PitrSeries {
+  windowStart: number | null;
+  windowEnd: number | null;
+  walLastArchived: number | null;
+  walNewestAge: number | null;
+  archiverFailedCount: number | null;
+  archiverFailing: boolean;
+  baseBackups: number;
+  chainVerified: boolean;
+}
+
+const PITR_FAMILIES: [name: string, help: string, value: (p: PitrSeries | null) => number][] = [
+  ['pgfleet_pitr_enabled', "Whether point-in-time recovery is enabled for the target's cluster (1) or not (0).", (p) => (p ? 1 : 0)],
+  ['pgfleet_pitr_window_start_timestamp_seconds', "The restorable window's earliest point, Unix time (0: none).", (p) => p?.windowStart ?? 0],
+  ['pgfleet_pitr_window_end_timestamp_seconds', "The restorable window's latest point, Unix time (0: none).", (p) => p?.windowEnd ?? 0],
+  ['pgfleet_pitr_wal_last_archived_timestamp_seconds', 'When the newest archived WAL segment was archived, Unix time (0: none).', (p) => p?.walLastArchived ?? 0],
+  ['pgfleet_pitr_wal_newest_age_seconds', 'Age of the newest archived WAL segment when this file was written (NaN: none or not enabled).', (p) => p?.walNewestAge ?? NaN],
+  ['pgfleet_pitr_archiver_failed_count', "pg_stat_archiver.failed_count of the target's cluster (NaN: unreadable or not enabled).", (p) => p?.archiverFailedCount ?? NaN],
+  ['pgfleet_pitr_archiver_failing', 'Whether the archiver is failing: its last failure is newer than its last success (1) or not (0).', (p) => (p?.archiverFailing ? 1 : 0)],
+  ['pgfleet_pitr_base_backup_count', "Base backups stored for the target's cluster.", (p) => p?.baseBackups ?? 0],
+  ['pgfleet_pitr_chain_verification_last_success', 'Whether the latest verification of a base backup and its WAL chain passed (1) or failed or never ran (0).', (p) => (p?.chainVerified ? 1 : 0)],
+];
+
 const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 /** The textfile (Prometheus text exposition format 0.0.4). Pure. `disk`: backup_root's free and needed bytes (lib/fleet/space.ts). */
-export function renderMetrics(rows: readonly { target: Target; facts: TargetFacts }[], disk: DiskOutlook | null = null): string {
+export function renderMetrics(rows: readonly { target: Target; facts: TargetFacts; pitr?: PitrSeries | null }[], disk: DiskOutlook | null = null): string {
   const lines: string[] = [];
+  const labels = (t: Target) => `{project="${label(t.project)}",environment="${label(t.environment)}"}`;
   for (const [name, help, value] of FAMILIES) {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    for (const { target, facts } of rows) lines.push(`${name}{project="${label(target.project)}",environment="${label(target.environment)}"} ${value(target, facts, disk)}`);
+    for (const { target, facts } of rows) lines.push(`${name}${labels(target)} ${value(target, facts, disk)}`);
+  }
+  for (const [name, help, value] of PITR_FAMILIES) {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+    for (const { target, pitr } of rows) lines.push(`${name}${labels(target)} ${value(pitr ?? null)}`);
   }
   return lines.join('\n') + '\n';
 }
 
-/** Rewrite the textfile from the repository. Returns its path, or null when unset or it failed. */
-export async function writeMetrics(ctx: Pick<Context, 'config' | 'repo' | 'logger' | 'clock'>): Promise<string | null> {
+/** Where writeMetrics gets a PITR target's series (lib/pitr/status.ts pitrSeries); it may throw (then NaN and 0). */
+export type PitrSource = (t: Target) => Promise<PitrSeries | null>;
+
+const UNKNOWN_PITR: PitrSeries = { windowStart: null, windowEnd: null, walLastArchived: null, walNewestAge: null, archiverFailedCount: null, archiverFailing: false, baseBackups: 0, chainVerified: false };
+
+/** Rewrite the textfile from the repository. Returns its path, or null when unset or it failed. `pitr`: the PITR targets' series (without it, they are written as unknown). */
+export async function writeMetrics(ctx: Pick<Context, 'config' | 'repo' | 'logger' | 'clock'>, pitr?: PitrSource): Promise<string | null> {
   const file = ctx.config.platform.metricsTextfile;
   if (!file) return null;
   try {
     const rows = await Promise.all(
       ctx.config.targets.map(async (target) => {
         const { complete, damaged } = await ctx.repo.survey(target.project, target.environment, ctx.clock());
-        return { target, facts: targetFacts(complete, damaged) };
+        const p = !target.pitr ? null : pitr ? await pitr(target).catch(() => UNKNOWN_PITR) : UNKNOWN_PITR;
+        return { target, facts: targetFacts(complete, damaged), pitr: p };
       }),
     );
     await writeFileAtomic(file, renderMetrics(rows, await diskOutlook(ctx).catch(() => null)), 0o644);

@@ -70,5 +70,19 @@ export const BaseBackupMetadata = z.strictObject({
   databases: z.array(z.string()),
   pg_basebackup_version: z.string(),
   pgfleet_version: z.string(),
+  /** The latest verification of its chain (verify-backups): recovered to the end of the archive. */
+  verification: z
+    .strictObject({
+      status: z.enum(['passed', 'failed']),
+      verified_at: iso,
+      duration_ms: z.number().int().min(0),
+      /** WAL segments checked (sha256) and replayed, and the last of them. */
+      segments: z.number().int().min(0),
+      through: z.string().nullable(),
+      /** pg_last_wal_replay_lsn() once recovery ended; null when it never started. */
+      replayed_lsn: LSN.nullable(),
+      error: z.string().optional(),
+    })
+    .optional(),
 });
 export type BaseBackupMetadata = z.infer<typeof BaseBackupMetadata>;

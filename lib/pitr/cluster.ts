@@ -18,13 +18,16 @@ export interface Cluster {
   archiveDir: string;
   maxWalAgeMs: number;
   baseBackupEveryMs: number;
+  /** Base backup retention: its targets' most keeping values (the most base backups, the longest age). */
+  keepBaseBackups: number;
+  baseBackupRetentionMs: number;
   /** Its PITR targets; the first is the one asked about (its shell runs cluster SQL). */
   targets: Target[];
 }
 
 function build(config: LoadedConfig, first: Target): Cluster {
   const targets = [first, ...config.targets.filter((t) => t !== first && t.pitr && t.container === first.container)];
-  return { container: first.container!, archiveDir: first.pitr!.archiveDir, maxWalAgeMs: Math.min(...targets.map((t) => t.pitr!.maxWalAgeMs)), baseBackupEveryMs: Math.min(...targets.map((t) => t.pitr!.baseBackupEveryMs)), targets };
+  return { container: first.container!, archiveDir: first.pitr!.archiveDir, maxWalAgeMs: Math.min(...targets.map((t) => t.pitr!.maxWalAgeMs)), baseBackupEveryMs: Math.min(...targets.map((t) => t.pitr!.baseBackupEveryMs)), keepBaseBackups: Math.max(...targets.map((t) => t.pitr!.keepBaseBackups)), baseBackupRetentionMs: Math.max(...targets.map((t) => t.pitr!.baseBackupRetentionMs)), targets };
 }
 
 /** The cluster `target` lives in; a UsageError when the target has no point-in-time recovery. */

@@ -3,6 +3,7 @@
  *
  *   per cluster, one after another: take the landed WAL in (intake.ts, under the cluster's lock)
  *   → a base backup when the newest is older than base_backup_every, or there is none
+ *   → the cluster's retention (lib/pitr/retention.ts), only when the intake and the base backup succeeded
  *
  * A failed intake (a gap, a conflicting duplicate) fails the cluster but still takes a due base
  * backup. Never throws for one cluster's failure: each outcome is a ClusterRun (a busy lock: 'busy'), so
@@ -15,6 +16,7 @@ import type { Context } from '../runtime/context.js';
 import { takeBaseBackup } from './basebackup.js';
 import { archiveOf, withClusterLock, type Cluster } from './cluster.js';
 import { landed, takeInWal } from './intake.js';
+import { pruneCluster } from './retention.js';
 
 export interface ClusterRun {
   container: string;
@@ -23,6 +25,8 @@ export interface ClusterRun {
   wal: number;
   /** The base backup taken (or, in a dry run, 'due'); absent: none was due. */
   base?: { id: string; size_bytes: number } | 'due';
+  /** What the cluster's retention removed (absent: it did not run). */
+  pruned?: { bases: number; wal: number };
   error?: string;
 }
 
@@ -51,6 +55,8 @@ export async function pitrCycle(ctx: Context, clusters: readonly Cluster[], o: {
         run.base = { id: m.id, size_bytes: m.size_bytes };
       }
       if (intake instanceof Error) throw intake;
+      const p = await pruneCluster(ctx, c, 'scheduled-backup');
+      run.pruned = { bases: p.remove.length, wal: p.wal.remove.length };
     } catch (e) {
       if (ctx.signal?.aborted) throw e;
       run.result = e instanceof LockBusyError ? 'busy' : 'failed';
@@ -66,6 +72,7 @@ export function clusterLines(runs: readonly ClusterRun[]): string[] {
   return runs.map((r) => {
     const base = r.base === 'due' ? 'base backup due' : r.base ? `base backup ${r.base.id} (${humanSize(r.base.size_bytes)})` : 'no base backup due';
     const wal = r.result === 'dry-run' ? `${r.wal} WAL file(s) waiting` : `${r.wal} WAL file(s) taken in`;
-    return `cluster ${r.container}: ${r.result.toUpperCase()}: ${r.error ?? `${wal}, ${base}`}`;
+    const pruned = r.pruned && (r.pruned.bases || r.pruned.wal) ? `, retention removed ${r.pruned.bases} base backup(s) and ${r.pruned.wal} WAL file(s)` : '';
+    return `cluster ${r.container}: ${r.result.toUpperCase()}: ${r.error ?? `${wal}, ${base}${pruned}`}`;
   });
 }

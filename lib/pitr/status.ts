@@ -8,13 +8,17 @@
  *
  * The window runs from the oldest base backup's finished_at (it is consistent by then; an
  * earlier point is not restorable from it) to the archive time of the last segment reachable
- * from that backup without a gap; a gap ends it there and is a problem.
+ * from that backup without a gap; a gap ends it there and is a problem. The latest chain
+ * verification (verify-backups, recorded in a base backup's metadata) is shown; a failed one is a
+ * problem.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BaseBackupMetadata } from '../formats/pitr.js';
 import type { Context } from '../runtime/context.js';
-import { archiveOf, clusterSql, type Cluster } from './cluster.js';
+import type { Target } from '../config/load.js';
+import type { PitrSeries, PitrSource } from '../fleet/metrics.js';
+import { archiveOf, clusterOf, clusterSql, type Cluster } from './cluster.js';
 import { landed } from './intake.js';
 import { segmentName, segmentNumber, segmentOfLsn, timelineOf } from './segments.js';
 
@@ -37,6 +41,8 @@ export interface PitrStatus {
   max_wal_age_seconds: number;
   newest_segment: { name: string; archived_at: string; age_seconds: number } | null;
   newest_base_backup: { id: string; finished_at: string; age_seconds: number } | null;
+  /** The latest chain verification of any base backup (verify-backups), and which; null: never verified. */
+  verification: { status: 'passed' | 'failed'; verified_at: string; age_seconds: number; base_backup_id: string; through: string | null; error?: string } | null;
   base_backups: number;
   /** The restorable window, or null when there is no base backup. */
   window: { from: string; to: string } | null;
@@ -61,6 +67,10 @@ export function pitrFacts(i: { container: string; maxWalAgeMs: number; now: Date
   const bases = [...i.bases].sort((a, b) => (a.finished_at < b.finished_at ? -1 : 1));
   const nb = bases.at(-1);
   if (!nb) problems.push('no base backup: nothing to recover from (pgfleet basebackup)');
+  const checked = bases.filter((b) => b.verification).sort((a, b) => (a.verification!.verified_at < b.verification!.verified_at ? -1 : 1)).at(-1);
+  const v = checked?.verification;
+  const verification = checked && v ? { status: v.status, verified_at: v.verified_at, age_seconds: ageOf(i.now, v.verified_at), base_backup_id: checked.id, through: v.through, ...(v.error ? { error: v.error } : {}) } : null;
+  if (verification?.status === 'failed') problems.push(`chain verification of base backup ${verification.base_backup_id} failed (${verification.verified_at}): ${verification.error ?? 'no reason recorded'}`);
   let window: PitrStatus['window'] = null;
   const oldest = bases[0];
   if (oldest) {
@@ -84,6 +94,7 @@ export function pitrFacts(i: { container: string; maxWalAgeMs: number; now: Date
     max_wal_age_seconds: maxAge,
     newest_segment: newestSegment,
     newest_base_backup: nb ? { id: nb.id, finished_at: nb.finished_at, age_seconds: ageOf(i.now, nb.finished_at) } : null,
+    verification,
     base_backups: bases.length,
     window,
     waiting: i.waiting,
@@ -120,4 +131,30 @@ export async function clusterStatus(ctx: Context, c: Cluster, now: Date): Promis
     problems.push(`cannot read pg_stat_archiver in ${c.container}: ${(e as Error).message.split('\n')[0]}`);
   }
   return pitrFacts({ container: c.container, maxWalAgeMs: c.maxWalAgeMs, now, segments, waiting, bases: bases.items, archiver, problems });
+}
+
+/** A PitrStatus as metrics series (pure). */
+export function seriesOf(s: PitrStatus): PitrSeries {
+  const unix = (iso: string | undefined) => (iso ? Date.parse(iso) / 1000 : null);
+  return {
+    windowStart: unix(s.window?.from),
+    windowEnd: unix(s.window?.to),
+    walLastArchived: unix(s.newest_segment?.archived_at),
+    walNewestAge: s.newest_segment?.age_seconds ?? null,
+    archiverFailedCount: s.archiver?.failed_count ?? null,
+    archiverFailing: !!s.archiver?.failing,
+    baseBackups: s.base_backups,
+    chainVerified: s.verification?.status === 'passed',
+  };
+}
+
+/** writeMetrics' source of PITR series: one clusterStatus per cluster, shared by its targets. */
+export function pitrSeries(ctx: Context): PitrSource {
+  const seen = new Map<string, Promise<PitrSeries>>();
+  return async (t: Target) => {
+    if (!t.pitr) return null;
+    const c = clusterOf(ctx.config, t);
+    if (!seen.has(c.container)) seen.set(c.container, clusterStatus(ctx, c, ctx.clock()).then(seriesOf));
+    return seen.get(c.container)!;
+  };
 }

@@ -23,14 +23,16 @@ describe('database.pitr', () => {
     writeFileSync(file, project('acme', '      enabled: true\n      archive_dir: wal/postgres-platform') + project('beta', '      enabled: false\n      archive_dir: /srv/x'));
     const c = loadConfig(file, {});
     const acme = c.targets.find((t) => t.project === 'acme')!;
-    expect(acme.pitr).toEqual({ archiveDir: path.join(dir, 'wal/postgres-platform'), maxWalAgeMs: 300_000, baseBackupEveryMs: 86_400_000 });
+    expect(acme.pitr).toEqual({ archiveDir: path.join(dir, 'wal/postgres-platform'), maxWalAgeMs: 300_000, baseBackupEveryMs: 86_400_000, keepBaseBackups: 2, baseBackupRetentionMs: 7 * 86_400_000 });
     expect(c.targets.find((t) => t.project === 'beta')!.pitr).toBeUndefined();
   });
 
-  it('takes max_wal_age and base_backup_every', () => {
+  it('takes max_wal_age, base_backup_every, keep_base_backups and base_backup_retention; keep_base_backups is at least 1', () => {
     const file = path.join(dir, 'p2.yml');
-    writeFileSync(file, project('acme', '      enabled: true\n      archive_dir: /srv/wal\n      max_wal_age: 2m\n      base_backup_every: 6h'));
-    expect(loadConfig(file, {}).targets[0].pitr).toEqual({ archiveDir: '/srv/wal', maxWalAgeMs: 120_000, baseBackupEveryMs: 21_600_000 });
+    writeFileSync(file, project('acme', '      enabled: true\n      archive_dir: /srv/wal\n      max_wal_age: 2m\n      base_backup_every: 6h\n      keep_base_backups: 3\n      base_backup_retention: 36h'));
+    expect(loadConfig(file, {}).targets[0].pitr).toEqual({ archiveDir: '/srv/wal', maxWalAgeMs: 120_000, baseBackupEveryMs: 21_600_000, keepBaseBackups: 3, baseBackupRetentionMs: 36 * 3_600_000 });
+    writeFileSync(file, project('acme', '      enabled: true\n      archive_dir: /srv/wal\n      keep_base_backups: 0'));
+    expect(() => loadConfig(file, {})).toThrow(/acme\.database\.pitr\.keep_base_backups/);
   });
 
   it('enabled needs a container and an archive_dir; unknown keys and bad durations are named with their line', () => {

@@ -1,7 +1,10 @@
 // status's view of a cluster's PITR: staleness, failures, the restorable window, gaps.
 import { describe, expect, it } from 'vitest';
 import type { BaseBackupMetadata } from '../../lib/formats/pitr.js';
-import { pitrFacts, type Segment } from '../../lib/pitr/status.js';
+import { pitrFacts, seriesOf, type Segment } from '../../lib/pitr/status.js';
+import { renderMetrics } from '../../lib/fleet/metrics.js';
+import { targetFacts } from '../../lib/fleet/metrics.js';
+import type { Target } from '../../lib/config/load.js';
 
 const now = new Date('2026-03-01T12:00:00Z');
 const seg = (n: number, at: string): Segment => ({ name: `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, '0')}`, archivedAt: at, size: 16 << 20 });
@@ -36,5 +39,37 @@ describe('pitrFacts', () => {
     const f = facts({ segments: [seg(2, '2026-03-01T10:00:00Z'), seg(3, '2026-03-01T11:00:00Z'), seg(5, '2026-03-01T11:58:00Z')], bases: [base('base_20260301_100000Z', '0/2000028', '2026-03-01T10:00:05Z')] });
     expect(f.window).toEqual({ from: '2026-03-01T10:00:05Z', to: '2026-03-01T11:00:00Z' });
     expect(f.problems).toEqual([expect.stringMatching(/gap after base backup base_20260301_100000Z: 000000010000000000000004 missing/)]);
+  });
+
+  it('the latest chain verification is shown; a failed one fails it', () => {
+    const v = { verified_at: '2026-03-01T11:00:00Z', duration_ms: 1, segments: 2, through: '000000010000000000000003', replayed_lsn: '0/3000100' };
+    const bases = [{ ...base('base_20260301_100000Z', '0/2000028', '2026-03-01T10:00:05Z'), verification: { ...v, status: 'passed' as const } }, base('base_20260301_110000Z', '0/3000028', '2026-03-01T11:00:05Z')];
+    const segments = [seg(2, '2026-03-01T10:00:00Z'), seg(3, '2026-03-01T11:58:00Z')];
+    expect(facts({ segments, bases }).verification).toEqual({ status: 'passed', verified_at: '2026-03-01T11:00:00Z', age_seconds: 3600, base_backup_id: 'base_20260301_100000Z', through: '000000010000000000000003' });
+    bases[1] = { ...bases[1], verification: { ...v, verified_at: '2026-03-01T11:30:00Z', status: 'failed', error: 'WAL 000000010000000000000003: sha256 … (damaged)' } } as typeof bases[0];
+    const f = facts({ segments, bases });
+    expect(f.verification).toMatchObject({ status: 'failed', base_backup_id: 'base_20260301_110000Z' });
+    expect(f.problems).toEqual(['chain verification of base backup base_20260301_110000Z failed (2026-03-01T11:30:00Z): WAL 000000010000000000000003: sha256 … (damaged)']);
+  });
+});
+
+describe('PITR metrics series', () => {
+  it('the window, the newest segment, the archiver and the chain, per target; a target without PITR gets 0 and NaN', () => {
+    const f = facts({ segments: [seg(2, '2026-03-01T10:00:00Z'), seg(3, '2026-03-01T11:58:00Z')], bases: [base('base_20260301_100000Z', '0/2000028', '2026-03-01T10:00:05Z')], archiver: { ...ok, failed_count: 2 } });
+    const t = (project: string) => ({ project, environment: 'production', backup: { enabled: true } }) as unknown as Target;
+    const text = renderMetrics([{ target: t('acme'), facts: targetFacts([]), pitr: seriesOf(f) }, { target: t('plain'), facts: targetFacts([]), pitr: null }]);
+    const value = (name: string, project: string) => new RegExp(`^${name}\\{project="${project}",environment="production"\\} (\\S+)$`, 'm').exec(text)?.[1];
+    expect(value('pgfleet_pitr_enabled', 'acme')).toBe('1');
+    expect(value('pgfleet_pitr_window_start_timestamp_seconds', 'acme')).toBe(String(Date.parse('2026-03-01T10:00:05Z') / 1000));
+    expect(value('pgfleet_pitr_window_end_timestamp_seconds', 'acme')).toBe(String(Date.parse('2026-03-01T11:58:00Z') / 1000));
+    expect(value('pgfleet_pitr_wal_last_archived_timestamp_seconds', 'acme')).toBe(String(Date.parse('2026-03-01T11:58:00Z') / 1000));
+    expect(value('pgfleet_pitr_wal_newest_age_seconds', 'acme')).toBe('120');
+    expect(value('pgfleet_pitr_archiver_failed_count', 'acme')).toBe('2');
+    expect(value('pgfleet_pitr_archiver_failing', 'acme')).toBe('0'); // a success since its failures
+    expect(value('pgfleet_pitr_base_backup_count', 'acme')).toBe('1');
+    expect(value('pgfleet_pitr_chain_verification_last_success', 'acme')).toBe('0');
+    expect(value('pgfleet_pitr_enabled', 'plain')).toBe('0');
+    expect(value('pgfleet_pitr_wal_newest_age_seconds', 'plain')).toBe('NaN');
+    expect(text).toContain('# TYPE pgfleet_pitr_window_end_timestamp_seconds gauge');
   });
 });
