@@ -164,7 +164,7 @@ function print(ctx: Context, r: StatusReport): void {
     t.size_change === null ? '-' : `${t.size_change >= 0 ? '+' : ''}${(t.size_change * 100).toFixed(1)}%`,
     t.verification ? `${t.verification.status} ${ago(t.verification.age_seconds)} ago` : 'never',
     ...(withOffsite ? [offsiteCell(t)] : []),
-    ...(withPitr ? [t.pitr ? `WAL ${t.pitr.newest_segment ? ago(t.pitr.newest_segment.age_seconds) : 'none'}, base ${t.pitr.newest_base_backup ? ago(t.pitr.newest_base_backup.age_seconds) : 'none'}` : '-'] : []),
+    ...(withPitr ? [t.pitr ? `WAL ${t.pitr.newest_segment ? ago(t.pitr.newest_segment.age_seconds) : 'none'}, base ${t.pitr.newest_base_backup ? ago(t.pitr.newest_base_backup.age_seconds) : 'none'}, chain ${t.pitr.verification ? `${t.pitr.verification.status} ${ago(t.pitr.verification.age_seconds)} ago` : 'never verified'}` : '-'] : []),
     t.problems.join('; '),
   ]);
   for (const l of renderTable(head, rows)) ctx.out(l);
