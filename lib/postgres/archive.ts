@@ -55,6 +55,10 @@ export interface TocEntry {
   defn: string | null;
   /** Dump ids of the entries it depends on. */
   deps: number[];
+  /** A TABLE DATA entry's COPY statement (pg_restore runs it as written). */
+  copyStmt: string | null;
+  /** Where the namespace and COPY statement fields are in the head ([start, end), length prefix included). */
+  spans: { namespace: [number, number]; copyStmt: [number, number] };
   /** Where the entry's offset flag byte is, in the head. */
   flagAt: number;
   flag: number;
@@ -128,8 +132,11 @@ export function parseToc(b: Buffer): ArchiveToc {
     const section = r.int();
     const defn = r.str();
     r.str(); // drop statement
-    r.str(); // copy statement
+    const copyAt = r.pos;
+    const copyStmt = r.str();
+    const nsAt = r.pos;
     const namespace = r.str();
+    const spans = { namespace: [nsAt, r.pos] as [number, number], copyStmt: [copyAt, nsAt] as [number, number] };
     r.str(); // tablespace
     if (version >= v(1, 14, 0)) r.str(); // table access method
     if (version >= v(1, 16, 0)) r.int(); // relkind
@@ -142,7 +149,7 @@ export function parseToc(b: Buffer): ArchiveToc {
     if (flag !== K_OFFSET_POS_NOT_SET && flag !== K_OFFSET_POS_SET && flag !== K_OFFSET_NO_DATA) throw new Unrecognised(`unexpected data offset flag ${flag} in TOC entry ${dumpId}`);
     const off = r.bytes(offSize);
     const offset = [...off].reduceRight((acc, x) => acc * 256 + x, 0);
-    entries.push({ dumpId, desc, tag, namespace, owner, section, defn, deps, flagAt, flag, offset });
+    entries.push({ dumpId, desc, tag, namespace, owner, section, defn, deps, copyStmt, spans, flagAt, flag, offset });
   }
   return { version: `${maj}.${min}.${rev}`, intSize: r.intSize, offSize, headBytes: r.pos, entries };
 }
@@ -176,6 +183,11 @@ export interface ArchiveIndex {
  */
 export class ArchiveIndexer {
   problem?: string;
+  /**
+   * Told of each data block as it is walked (absolute positions): its id and type once its header
+   * (type byte and id, `start` to `headerEnd`) is read, and where it ends. Called during write().
+   */
+  constructor(private readonly blockSeen?: { start(id: number, type: number, start: number, headerEnd: number): void; end(end: number): void }) {}
   private head: Buffer[] = [];
   private headLen = 0;
   private nextTry = 64 * 1024;
@@ -225,21 +237,14 @@ export class ArchiveIndexer {
   /** The head (header and TOC) with every unset data position filled in; null when none was unset or nothing is known. */
   tocPatch(index: ArchiveIndex | null = this.end()): Buffer | null {
     if (!index || !this.headBuf) return null;
-    const patch = Buffer.from(this.headBuf.subarray(0, index.toc.headBytes));
-    let changed = 0;
-    for (const e of index.toc.entries) {
-      const at = index.blocks.get(e.dumpId);
-      if (e.flag !== K_OFFSET_POS_NOT_SET || at === undefined) continue;
-      if (index.toc.offSize < 8 && at >= 2 ** (8 * index.toc.offSize)) return null;
-      patch[e.flagAt] = K_OFFSET_POS_SET;
-      let rest = at;
-      for (let i = 0; i < index.toc.offSize; i++) {
-        patch[e.flagAt + 1 + i] = rest % 256;
-        rest = Math.floor(rest / 256);
-      }
-      changed++;
-    }
-    return changed ? patch : null;
+    const notSet = new Set(index.toc.entries.filter((e) => e.flag === K_OFFSET_POS_NOT_SET).map((e) => e.dumpId));
+    const unset = new Map([...index.blocks].filter(([id]) => notSet.has(id)));
+    return unset.size ? headWithPositions(this.headBuf, index.toc, unset, false) : null;
+  }
+
+  /** The head (header and TOC) as read, once the TOC is: the archive's first toc.headBytes bytes. */
+  get headBytes(): Buffer | undefined {
+    return this.headBuf;
   }
 
   private fail(e: unknown): void {
@@ -329,17 +334,64 @@ export class ArchiveIndexer {
       case Step.BlockId:
         if (this.blocks.has(n)) throw new Unrecognised(`two data blocks for dump id ${n}`);
         this.blocks.set(n, this.blockStart);
+        this.blockSeen?.start(n, this.blockType, this.blockStart, end);
         this.step = this.blockType === BLK_DATA ? Step.ChunkLen : Step.LobOid;
         this.inLobs = this.blockType === BLK_BLOBS;
         return;
       case Step.ChunkLen:
         if (n) this.skip = n;
         else this.step = this.inLobs ? Step.LobOid : Step.BlockType;
+        if (!n && !this.inLobs) this.blockSeen?.end(end);
         return;
       case Step.LobOid:
         this.step = n ? Step.ChunkLen : Step.BlockType;
-        if (!n) this.inLobs = false;
+        if (!n) [(this.inLobs = false), this.blockSeen?.end(end)];
         return;
     }
   }
+}
+
+/**
+ * `head` (an archive's header and TOC) with the data positions of `at` (dump id → byte) set; with
+ * `unsetOthers`, every other set position is marked unset (for an archive holding only the blocks
+ * of `at`). Null when a position does not fit the archive's offset size.
+ */
+export function headWithPositions(head: Buffer, toc: ArchiveToc, at: Map<number, number>, unsetOthers: boolean): Buffer | null {
+  const patch = Buffer.from(head.subarray(0, toc.headBytes));
+  for (const e of toc.entries) {
+    const pos = at.get(e.dumpId);
+    if (e.flag === K_OFFSET_NO_DATA || (pos === undefined && !(unsetOthers && e.flag === K_OFFSET_POS_SET))) continue;
+    if (pos !== undefined && toc.offSize < 8 && pos >= 2 ** (8 * toc.offSize)) return null;
+    patch[e.flagAt] = pos === undefined ? K_OFFSET_POS_NOT_SET : K_OFFSET_POS_SET;
+    let rest = pos ?? 0;
+    for (let i = 0; i < toc.offSize; i++) {
+      patch[e.flagAt + 1 + i] = rest % 256;
+      rest = Math.floor(rest / 256);
+    }
+  }
+  return patch;
+}
+
+/**
+ * `head` with the namespace and COPY statement of some entries replaced (dump id → new values):
+ * the same archive, its data for those entries loaded elsewhere by pg_restore. The head's length
+ * changes: it is for a thin archive, whose data positions are set after it (headWithPositions).
+ */
+export function retargetHead(head: Buffer, toc: ArchiveToc, changes: Map<number, { namespace: string; copyStmt: string }>): Buffer {
+  const str = (s: string) => {
+    const body = Buffer.from(s, 'utf8');
+    const n = Buffer.alloc(1 + toc.intSize);
+    for (let i = 0, rest = body.length; i < toc.intSize; i++, rest = Math.floor(rest / 256)) n[1 + i] = rest % 256;
+    return Buffer.concat([n, body]);
+  };
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const e of toc.entries) {
+    const c = changes.get(e.dumpId);
+    if (!c) continue;
+    parts.push(head.subarray(at, e.spans.copyStmt[0]), str(c.copyStmt), str(c.namespace));
+    at = e.spans.namespace[1];
+  }
+  parts.push(head.subarray(at, toc.headBytes));
+  return Buffer.concat(parts);
 }

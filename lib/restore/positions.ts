@@ -13,9 +13,9 @@ import { openSync, promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Logger } from '../core/log.js';
-import { ArchiveIndexer } from '../postgres/archive.js';
+import { ArchiveIndexer, headWithPositions, retargetHead, tocOf, type ArchiveToc } from '../postgres/archive.js';
 import type { TargetShell } from '../process/container.js';
 import type { Context } from '../runtime/context.js';
 import type { DumpFile } from './dump.js';
@@ -82,4 +82,130 @@ export async function archiveIndex(ctx: Context, sh: TargetShell, d: DumpFile, s
     if (input && !input.readableEnded) input.on('error', () => undefined).resume();
     if (dir) await fs.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** pg_backup_archiver.h K_OFFSET_NO_DATA: an entry without a data block. */
+const NO_DATA = 3;
+
+/** The archive's structure is not one ThinArchive can follow: stage it whole instead. */
+export class NotThinnable extends Error {}
+
+/**
+ * The decompressed archive in, a thin archive out: its head (header and TOC) and the data blocks
+ * of `keep` (dump ids) only, byte for byte, in their order; every other block is dropped as it
+ * streams past, so a table restore stages and pg_restore reads that table's data, not the dump's.
+ * `patch` (resolved once the input has ended) is the head with the kept blocks' positions in the
+ * thin archive set and every other position unset, to write over its start before pg_restore:
+ * pg_restore seeks straight to each kept block and checks its id there. An archive whose block
+ * structure is not recognised, or that ends inside a block, fails the stream with NotThinnable
+ * (nothing is guessed). Memory: the head, and no data (kept data is passed on, not copied).
+ */
+export class ThinArchive extends Transform {
+  /** The thin archive's head with its data positions; settles when the stream ends or fails (never rejects). */
+  readonly patch: Promise<Buffer | null>;
+  /** Bytes dropped so far. */
+  dropped = 0;
+  private readonly ix: ArchiveIndexer;
+  private settle!: (b: Buffer | null) => void;
+  private pending: Buffer[] = [];
+  private headDone = false;
+  /** Bytes pushed so far: where the next kept byte lands in the thin archive. */
+  private out = 0;
+  /** Where each kept block starts in the thin archive. */
+  private readonly placed = new Map<number, number>();
+  private events: ({ kind: 'start'; id: number; type: number; headerEnd: number } | { kind: 'end'; at: number })[] = [];
+  /** The kept block under way: its bytes from `from` are passed on. */
+  private open: { from: number } | null = null;
+
+  /** The head as passed on (retargeted), and its TOC. */
+  private head?: { bytes: Buffer; toc: ArchiveToc };
+
+  /** `retarget`: entries whose namespace and COPY statement change in the thin archive's head (lib/postgres/archive.ts retargetHead). */
+  constructor(
+    private readonly keep: ReadonlySet<number>,
+    private readonly retarget?: Map<number, { namespace: string; copyStmt: string }>,
+  ) {
+    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
+    this.patch = new Promise((resolve) => (this.settle = resolve));
+    this.once('close', () => this.settle(null));
+    this.ix = new ArchiveIndexer({
+      start: (id, type, _start, headerEnd) => this.events.push({ kind: 'start', id, type, headerEnd }),
+      end: (at) => this.events.push({ kind: 'end', at }),
+    });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    try {
+      this.thin(chunk);
+      done();
+    } catch (e) {
+      done(e as Error);
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    const index = this.ix.end();
+    if (!index) return done(new NotThinnable(this.ix.problem ?? 'the archive ends inside its table of contents'));
+    const missing = [...this.keep].filter((id) => index.toc.entries.some((e) => e.dumpId === id && e.flag !== NO_DATA) && !this.placed.has(id));
+    if (missing.length) return done(new NotThinnable(`no data block for dump id ${missing.join(', ')}`));
+    const patch = headWithPositions(this.head!.bytes, this.head!.toc, this.placed, true);
+    if (!patch) return done(new NotThinnable('a data position does not fit the archive'));
+    this.settle(patch);
+    done();
+  }
+
+  private thin(chunk: Buffer): void {
+    // Absolute position of `chunk`'s first byte, before the indexer moves on.
+    let base = this.pos;
+    this.ix.write(chunk);
+    if (this.ix.problem !== undefined) throw new NotThinnable(this.ix.problem);
+    if (!this.headDone) {
+      this.pending.push(chunk);
+      const head = this.ix.headBytes;
+      if (!head) return;
+      // The head is known: pass it on, then treat what came with it as one chunk from byte 0.
+      this.headDone = true;
+      chunk = Buffer.concat(this.pending);
+      this.pending = [];
+      base = 0;
+      const toc = tocOf(head)!;
+      const bytes = this.retarget?.size ? retargetHead(head, toc, this.retarget) : head;
+      this.head = { bytes, toc: bytes === head ? toc : tocOf(bytes)! };
+      this.push(bytes);
+      this.out = bytes.length;
+      this.intSize = toc.intSize;
+    }
+    this.pos = base + chunk.length;
+    const slice = (from: number, to: number) => {
+      const a = Math.max(from, base) - base;
+      const b = Math.min(to, this.pos) - base;
+      if (b > a) [this.push(chunk.subarray(a, b)), (this.out += b - a)];
+    };
+    for (const ev of this.events) {
+      if (ev.kind === 'start') {
+        if (!this.keep.has(ev.id)) continue;
+        // The block's header (type byte, then the id as pg_dump writes an int: sign byte, then little-endian bytes).
+        const intSize = this.intSize;
+        const header = Buffer.alloc(2 + intSize);
+        header[0] = ev.type;
+        for (let i = 0, rest = ev.id; i < intSize; i++, rest = Math.floor(rest / 256)) header[2 + i] = rest % 256;
+        this.placed.set(ev.id, this.out);
+        this.push(header);
+        this.out += header.length;
+        this.open = { from: ev.headerEnd };
+      } else if (this.open) {
+        slice(this.open.from, ev.at);
+        this.open = null;
+      }
+    }
+    this.events = [];
+    if (this.open) {
+      slice(this.open.from, this.pos);
+      this.open.from = this.pos;
+    }
+    this.dropped = this.pos - this.out;
+  }
+
+  private pos = 0;
+  private intSize = 4;
 }

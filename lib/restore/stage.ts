@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { finished, PassThrough, type Readable } from 'node:stream';
 import { CommandError, InterruptedError, VerificationError, type TargetRef } from '../core/errors.js';
 import { targetLogger, type Logger } from '../core/log.js';
 import { Undo, withLeftovers } from '../core/undo.js';
@@ -23,7 +23,21 @@ import type { TargetShell } from '../process/container.js';
 import type { Context } from '../runtime/context.js';
 import { AgeError } from '../process/age.js';
 import { describeDump, hashWhole, readDump, sealed, type CheckedDump, type DumpFile, type DumpSource } from './dump.js';
-import { archiveIndex } from './positions.js';
+import { archiveIndex, ThinArchive } from './positions.js';
+
+export interface OpenOptions {
+  jobs?: number;
+  signal?: AbortSignal;
+  /**
+   * Stage a thin archive: the head and only these entries' data blocks (dump ids; a table restore),
+   * decompressed on the host as they stream past (lib/restore/positions.ts ThinArchive). The whole
+   * file is still read and its sha256 checked. Fails with NotThinnable when the archive's structure
+   * is not recognised.
+   */
+  only?: ReadonlySet<number>;
+  /** With `only`: entries whose namespace and COPY statement the thin archive's head changes (their data loads into another schema). */
+  retarget?: Map<number, { namespace: string; copyStmt: string }>;
+}
 
 /** A checked dump, ready for pg_restore. */
 export interface OpenedDump extends CheckedDump {
@@ -41,6 +55,8 @@ export interface StagedArchive {
    * it only where pg_restore needs it. Never rejects.
    */
   tocPatch: Promise<Buffer | null>;
+  /** A thin archive whose head carries the caller's `retarget` (OpenOptions). */
+  retargeted?: boolean;
 }
 
 /** pg_restore jobs when the caller names none: up to 4, by CPUs. */
@@ -60,7 +76,7 @@ const STAGE_WITH_DD = 'umask 077 && mkdir -p -- "$1" && exec dd of="$1/archive.d
  * structure for the data positions pg_dump could not write into a pipe. A damaged file (sha256,
  * size, format) is refused and its staged copy removed before anything else happens.
  */
-export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o: { jobs?: number; signal?: AbortSignal } = {}): Promise<OpenedDump> {
+export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o: OpenOptions = {}): Promise<OpenedDump> {
   const d = await describeDump(src, { target: sh.ref });
   // On a terminal, a bar: the file's bytes read (hashed, staged), of its known size.
   const bar = ctx.progress && !d.remote ? ctx.term.progress(`read ${path.basename(d.path)}`, { total: d.size }) : null;
@@ -72,7 +88,7 @@ export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o
   }
 }
 
-async function openDescribed(ctx: Context, sh: TargetShell, d: DumpFile, o: { jobs?: number; signal?: AbortSignal }, onBytes?: (n: number) => void): Promise<OpenedDump> {
+async function openDescribed(ctx: Context, sh: TargetShell, d: DumpFile, o: OpenOptions, onBytes?: (n: number) => void): Promise<OpenedDump> {
   const jobs = d.remote && !sh.container ? 1 : (o.jobs ?? defaultJobs());
   if (jobs <= 1) return { ...(await hashWhole(d, { signal: o.signal, target: sh.ref, onBytes })), staged: null, close: async () => [] };
   const log = targetLogger(ctx.logger, sh.target);
@@ -87,8 +103,10 @@ async function openDescribed(ctx: Context, sh: TargetShell, d: DumpFile, o: { jo
   const stopReading = () => reading.abort(o.signal?.reason ?? 'closed');
   o.signal?.addEventListener('abort', stopReading, { once: true });
   // A remote copy is read once: the positions pass reads a branch of the same stream (a file is read again).
-  const feed = d.remote ? new PassThrough({ highWaterMark: 1 << 20 }) : undefined;
-  const tocPatch = archiveIndex(ctx, sh, d, reading.signal, log, feed).then((patch) => {
+  // A thin archive (`only`) brings its own positions: no second pass.
+  const thin = o.only ? new ThinArchive(o.only, o.retarget) : undefined;
+  const feed = d.remote && !thin ? new PassThrough({ highWaterMark: 1 << 20 }) : undefined;
+  const tocPatch = (thin ? thin.patch : archiveIndex(ctx, sh, d, reading.signal, log, feed)).then((patch) => {
     log.debug({ ms: Math.round(performance.now() - t0), data_positions: patch ? 'filled in' : 'as written' }, 'reading the archive done');
     return patch;
   });
@@ -99,23 +117,23 @@ async function openDescribed(ctx: Context, sh: TargetShell, d: DumpFile, o: { jo
     return cleanup.run('cleaning up');
   };
   try {
-    const staged = await stage(ctx, sh, d, dir, o.signal, log, feed, onBytes).catch(async (e) => {
+    const staged = await stage(ctx, sh, d, dir, o.signal, log, feed, onBytes, thin).catch(async (e) => {
       // A damaged file usually stops the decompression before it is all read: say what is wrong with it
       // (a remote read has said it already, when its bytes were the reason).
       if (d.meta && !(e instanceof InterruptedError) && !(e instanceof VerificationError) && !(e instanceof AgeError)) await hashWhole(d, { signal: o.signal, target: sh.ref });
       throw e;
     });
     const checked = sealed(d, staged.sha256, staged.bytes, { target: sh.ref });
-    log.info({ ms: Math.round(performance.now() - t0) }, 'dump checked and staged');
-    return { ...checked, staged: { file, tocPatch }, close };
+    log.info({ ms: Math.round(performance.now() - t0), ...(thin && { thin: true, dropped_bytes: thin.dropped }) }, 'dump checked and staged');
+    return { ...checked, staged: { file, tocPatch, retargeted: !!(thin && o.retarget?.size) }, close };
   } catch (e) {
     throw withLeftovers(e, await close(), sh.ref);
   }
 }
 
 /** The decompressed archive into `dir`/archive.dump where pg_restore runs; the compressed file's sha256 on the way. */
-async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, signal: AbortSignal | undefined, log: Logger, feed?: PassThrough, onBytes?: (n: number) => void): Promise<{ sha256: string; bytes: number }> {
-  if (d.compressed && sh.container) {
+async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, signal: AbortSignal | undefined, log: Logger, feed?: PassThrough, onBytes?: (n: number) => void, thin?: ThinArchive): Promise<{ sha256: string; bytes: number }> {
+  if (d.compressed && sh.container && !thin) {
     const r = readDump(d, signal, onBytes);
     feed && r.stream.pipe(feed);
     try {
@@ -132,7 +150,18 @@ async function stage(ctx: Context, sh: TargetShell, d: DumpFile, dir: string, si
   const r = readDump(d, signal, onBytes);
   try {
     const dz = decompressed(ctx, sh, d, signal, r.stream);
-    await both(sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: dz.stream, signal, what: 'dd (staging the dump)', program: 'dd', role: 'stage' }), dz.done).catch(readersFault(r));
+    // Thin: the host walks the archive as it streams and passes on only the head and the chosen blocks.
+    // dd's input is ended whatever happens to the thin stream (a failed one ends it early: the
+    // failure is reported, the cut file removed); a stopped dd stops the thin stream and zstd.
+    const thinned = thin && new Promise<void>((resolve, reject) => finished(dz.stream.pipe(thin), (e) => (e ? reject(e) : resolve())));
+    const fed = thin && thin.pipe(new PassThrough({ highWaterMark: 1 << 20 }));
+    if (thin) {
+      dz.stream.once('error', (e) => thin.destroy(e));
+      thin.once('error', () => fed!.end());
+      thin.once('close', () => dz.stream.destroy()); // ended already, or stopped: zstd stops too
+    }
+    const staging = sh.run('sh', ['-c', STAGE_WITH_DD, 'pgfleet-stage', dir], { input: fed ?? dz.stream, signal, what: 'dd (staging the dump)', program: 'dd', role: 'stage' }).finally(() => thin?.destroy());
+    await both(thinned ? both(staging, thinned) : staging, dz.done).catch(readersFault(r));
     return await r.digest();
   } finally {
     r.destroy();

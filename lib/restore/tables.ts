@@ -4,19 +4,28 @@
  * the live database, or into a new database (`into`). The caller holds the target's lock; nothing
  * here prompts or prints.
  *
- *   the plan from the dump's TOC → check the dump against its metadata (staged in the same read),
- *   and meanwhile: the live database exists, the new schema's name is free → restore the chosen
- *   entries (pg_restore -L) into a scratch database (or the new database) → there, move the
- *   tables into the new schema (ALTER TABLE … SET SCHEMA carries their indexes, constraints,
- *   owned sequences, triggers, policies, comments and grants; every reference inside the database
- *   is by OID, so nothing is rewritten as text) → beside: create the schema in the live database,
- *   copy the moved schema into it (pg_dump -n | pg_restore -L, its CREATE SCHEMA left out) → count
- *   the rows against those recorded at backup time → drop the scratch database
+ *   the plan from the dump's TOC → check the dump against its metadata, in the same read staging
+ *   a thin archive: its head and only the chosen entries' data blocks (lib/restore/positions.ts
+ *   ThinArchive; the whole file is still read and its sha256 checked), and meanwhile: the live
+ *   database exists, the new schema's name is free → restore the chosen entries (pg_restore -L)
+ *   into a scratch database (or the new database) → there, move the tables into the new schema
+ *   (ALTER TABLE … SET SCHEMA carries their indexes, constraints, owned sequences, triggers,
+ *   policies, comments and grants; every reference inside the database is by OID, so nothing is
+ *   rewritten as text) → beside: create the schema in the live database, copy the moved schema
+ *   into it (pg_dump -n | pg_restore -L, its CREATE SCHEMA left out) → count the rows against
+ *   those recorded at backup time → drop the scratch database
+ *
+ * Beside, the rows are loaded once: the scratch database gets the tables without their rows (their
+ * TABLE DATA entries left out), and the live database's new schema gets them straight from the
+ * thin archive, between the copy's pre-data and the rest (sequence positions, indexes,
+ * constraints, triggers, policies), as pg_restore orders a restore. For that the thin archive's
+ * head aims those entries' COPY statements at the new schema (a TOC field pg_restore runs as
+ * written, its form fixed by pg_dump: `COPY <schema>.<table> (<columns>) FROM stdin;`); a COPY
+ * of another form (e.g. --load-via-partition-root) sends every row through the scratch copy.
  *
  * Why a scratch database: pg_restore cannot rename a schema, and rewriting schema-qualified SQL
- * as text is fragile (names inside function bodies, defaults, policies and strings). The scratch
- * copy costs one more pass over the chosen tables' data, never over the rest of the dump.
- *
+ * as text is fragile (names inside function bodies, defaults, policies and strings).
+
  * Promises: nothing live is changed but the new schema (beside) or the new database (into); on
  * any failure or interrupt the schema or database this call created is dropped, the scratch
  * database too, and the staged dump removed. An existing schema or database is never used.
@@ -34,7 +43,8 @@ import type { Context } from '../runtime/context.js';
 import type { StoredBackup } from '../storage/repository.js';
 import { describeDump, type DumpFile } from './dump.js';
 import { PATCH_THEN_RESTORE } from './into.js';
-import { planTables, restoreList, type TablePlan, type TableRequest } from './select.js';
+import { planTables, quoteIdent, restoreList, type TablePlan, type TableRequest } from './select.js';
+import { NotThinnable } from './positions.js';
 import { defaultJobs, openDump, openWhile, type OpenedDump } from './stage.js';
 import { readToc } from './toc.js';
 
@@ -114,7 +124,18 @@ export async function restoreTables(ctx: Context, target: Target, src: StoredBac
       if (o.as && !o.into && (await schemaExists(sh, live, o.as, signal))) return { refusal: `${where}: schema ${ident(o.as)} already exists in ${live}; choose a new name with --as` };
       return { props };
     })();
-    const [dump, pre] = await openWhile(openDump(ctx, sh, src, { jobs: Math.max(2, o.jobs ?? defaultJobs()), signal }), asking, ref);
+    // Staged thin: the archive's head and the chosen entries' data blocks only (the whole file is
+    // still read and checked); an archive whose structure is not recognised is staged whole.
+    const jobs = Math.max(2, o.jobs ?? defaultJobs());
+    // Beside, the chosen tables' rows load once, straight into the new schema of the live database
+    // (their COPY retargeted in the thin archive's head); only their empty shells go through the scratch copy.
+    const direct = !o.into && o.as ? retargeted(plan, o.as) : null;
+    const opening = openDump(ctx, sh, src, { jobs, signal, only: new Set(plan.all.map((e) => e.dumpId)), retarget: direct?.retarget }).catch((e) => {
+      if (!(e instanceof NotThinnable)) throw e;
+      log.debug({ problem: e.message }, 'the archive cannot be staged thin: staging it whole');
+      return openDump(ctx, sh, src, { jobs, signal });
+    });
+    const [dump, pre] = await openWhile(opening, asking, ref);
     if ('refusal' in pre) throw withLeftovers(new PgfleetError(pre.refusal!, EXIT.FAILED, ref), await dump.close(), ref);
 
     const undo = new Undo(log);
@@ -128,7 +149,10 @@ export async function restoreTables(ctx: Context, target: Target, src: StoredBac
         if (made.sqlstate === DUPLICATE_DATABASE) throw new PgfleetError(`${where}: database "${db}" already exists (${sh.where}); choose a new name`, EXIT.FAILED, ref);
         throw new PgfleetError(`${where}: could not create database "${db}" (${sh.where}): ${made.message} (SQLSTATE ${made.sqlstate})`, EXIT.FAILED, ref);
       }
-      await restoreListed(sh, dump, db, plan.all, o.jobs, signal);
+      // Thin archive staged whole (NotThinnable): no retargeted head, the rows go the long way.
+      const load = direct && dump.staged?.retargeted ? direct : null;
+      if (!o.into) log.debug({ rows: load ? 'straight into the new schema' : 'through the scratch database' }, 'how the rows are loaded');
+      await restoreListed(sh, dump, db, load ? plan.all.filter((e) => !load.retarget.has(e.dumpId)) : plan.all, o.jobs, signal);
 
       if (o.as) {
         step(`move the tables into schema ${o.as}`);
@@ -138,7 +162,7 @@ export async function restoreTables(ctx: Context, target: Target, src: StoredBac
         step(`copy schema ${o.as} into ${live}`);
         await psqlIn(sh, live, `CREATE SCHEMA ${ident(o.as!)};`, signal); // refused if it exists by now: then it is not ours
         undo.push(`drop schema ${o.as} of ${live}`, () => psqlIn(sh, live, `DROP SCHEMA IF EXISTS ${ident(o.as!)} CASCADE;`).then(() => undefined));
-        await copySchema(sh, dump, db, live, o.as!, o.jobs, signal);
+        await copySchema(sh, dump, db, live, o.as!, o.jobs, signal, load ? () => restoreListed(sh, dump, live, load.data, o.jobs, signal) : undefined);
       }
 
       step('count the rows against those recorded');
@@ -192,18 +216,45 @@ async function restoreListed(sh: TargetShell, dump: OpenedDump, database: string
 }
 
 /**
- * Schema `schema` of `from` into the same-named schema of `to`, which the caller created: pg_dump
- * of that schema only, then pg_restore of all of it but its CREATE SCHEMA.
+ * The chosen tables' TABLE DATA entries, each with its COPY statement aimed at schema `as`: the
+ * statement pg_dump wrote (`COPY <schema>.<table> (<columns>) FROM stdin;`) with its schema
+ * replaced. Null when one is not written as expected (e.g. a dump made with
+ * --load-via-partition-root): then every row goes through the scratch copy.
  */
-async function copySchema(sh: TargetShell, dump: OpenedDump, from: string, to: string, schema: string, jobs: number | undefined, signal?: AbortSignal): Promise<void> {
+export function retargeted(plan: TablePlan, as: string): { data: TablePlan['all']; retarget: Map<number, { namespace: string; copyStmt: string }> } | null {
+  const tables = new Set(plan.tables.map((t) => `${t.namespace}\0${t.tag}`));
+  const data = plan.all.filter((e) => e.desc === 'TABLE DATA' && tables.has(`${e.namespace}\0${e.tag}`));
+  const retarget = new Map<number, { namespace: string; copyStmt: string }>();
+  const forms = (s: string) => [...new Set([quoteIdent(s), ident(s)])];
+  for (const e of data) {
+    const c = e.copyStmt ?? '';
+    const head = forms(e.namespace ?? '').flatMap((n) => forms(e.tag ?? '').map((t) => ({ n, t }))).find(({ n, t }) => c.startsWith(`COPY ${n}.${t} (`) || c.startsWith(`COPY ${n}.${t} FROM stdin;`));
+    if (!head || !c.endsWith(' FROM stdin;\n')) return null;
+    retarget.set(e.dumpId, { namespace: as, copyStmt: `COPY ${ident(as)}.${head.t}${c.slice(`COPY ${head.n}.${head.t}`.length)}` });
+  }
+  return { data, retarget };
+}
+
+/**
+ * Schema `schema` of `from` into the same-named schema of `to`, which the caller created: pg_dump
+ * of that schema only, then pg_restore of all of it but its CREATE SCHEMA. With `loadData`, the
+ * tables' rows come from it instead: run between the pre-data (tables, types, sequences) and the
+ * rest (sequence positions, then indexes, constraints, triggers, policies), as pg_restore orders them.
+ */
+async function copySchema(sh: TargetShell, dump: OpenedDump, from: string, to: string, schema: string, jobs: number | undefined, signal?: AbortSignal, loadData?: () => Promise<void>): Promise<void> {
   const dir = path.posix.dirname(dump.staged!.file);
   const moved = `${dir}/moved.dump`;
   await sh.run('pg_dump', ['-Fc', '-Z', '0', '-w', '-n', schema, '-f', moved, ...sh.conn(from)], { signal, what: 'pg_dump (the restored tables)', role: 'dump' });
   const listed = (await sh.run('pg_restore', ['-l', moved], { signal, what: 'pg_restore -l', role: 'restore' })).stdout;
   // Lines are `id; tableoid oid DESC namespace tag owner`; the schema's own entry has namespace "-".
-  const list = listed.split('\n').filter((l) => l.trim() && !l.startsWith(';') && !/^\d+; \d+ \d+ SCHEMA - /.test(l));
+  const list = listed.split('\n').filter((l) => l.trim() && !l.startsWith(';') && !/^\d+; \d+ \d+ SCHEMA - /.test(l) && !(loadData && /^\d+; \d+ \d+ TABLE DATA /.test(l)));
   await writeThere(sh, `${dir}/moved.list`, list.join('\n') + '\n', signal);
-  await sh.run('pg_restore', ['-j', String(jobs ?? defaultJobs()), '--exit-on-error', '-w', '-L', `${dir}/moved.list`, ...sh.conn(to), moved], { signal, what: 'pg_restore (into the new schema)', role: 'restore' });
+  const restore = (sections: string[]) =>
+    sh.run('pg_restore', ['-j', String(jobs ?? defaultJobs()), '--exit-on-error', '-w', ...sections.map((x) => `--section=${x}`), '-L', `${dir}/moved.list`, ...sh.conn(to), moved], { signal, what: 'pg_restore (into the new schema)', role: 'restore' });
+  if (!loadData) return void (await restore([]));
+  await restore(['pre-data']);
+  await loadData();
+  await restore(['data', 'post-data']);
 }
 
 /** Each restored table's rows, and those its metadata recorded (by its name in the dump). */
