@@ -9,14 +9,27 @@
  * snapshot, so pg_dump, which imports it before resolving, sees the same catalog.
  */
 import type { Target } from '../config/load.js';
-import type { PartialInfo } from '../formats/metadata.js';
+import type { BackupType, PartialInfo } from '../formats/metadata.js';
 
-/** pg_dump's arguments for the target's exclusions, each pattern its own argument (never through a shell's parsing). */
-export function exclusionArgs(target: Pick<Target, 'backup'>): string[] {
-  return [...target.backup.exclude_tables.map((p) => `--exclude-table=${p}`), ...target.backup.exclude_table_data.map((p) => `--exclude-table-data=${p}`)];
+/** A backup's patterns (database.backup.exclude_tables / exclude_table_data). */
+export interface Exclusions {
+  excludeTables: readonly string[];
+  excludeTableData: readonly string[];
 }
 
-export const hasExclusions = (target: Pick<Target, 'backup'>) => target.backup.exclude_tables.length + target.backup.exclude_table_data.length > 0;
+/**
+ * The exclusions a backup of `type` is taken with: the target's, except for a safety backup (taken
+ * before a restore replaces the live database: it is that database's way back, so it holds all of it).
+ */
+export function exclusionsFor(target: Pick<Target, 'backup'>, type: BackupType): Exclusions {
+  if (type === 'safety') return { excludeTables: [], excludeTableData: [] };
+  return { excludeTables: target.backup.exclude_tables, excludeTableData: target.backup.exclude_table_data };
+}
+
+/** pg_dump's arguments for the exclusions, each pattern its own argument (never through a shell's parsing). */
+export function exclusionArgs(ex: Exclusions): string[] {
+  return [...ex.excludeTables.map((p) => `--exclude-table=${p}`), ...ex.excludeTableData.map((p) => `--exclude-table-data=${p}`)];
+}
 
 /** The regular expressions pg_dump makes of a pattern: one per dotted part (schema, name), each anchored as `^(…)$`. */
 export function patternRegexes(pattern: string): string[] {

@@ -19,7 +19,7 @@ import type { Progress } from '../core/terminal.js';
 import type { PartialInfo } from '../formats/metadata.js';
 import { parseRowCounts, ROW_COUNTS_SQL, rowCountsSql } from '../postgres/psql.js';
 import type { Repository } from '../storage/repository.js';
-import { exclusionsSql, parseExclusions } from './exclusions.js';
+import { exclusionsSql, parseExclusions, type Exclusions } from './exclusions.js';
 import type { DumpRun } from './run.js';
 import type { DumpProcesses } from './snapshot.js';
 
@@ -32,11 +32,6 @@ export interface Streamed {
   partial: PartialInfo | null;
 }
 
-/** A partial backup's patterns (database.backup.exclude_tables / exclude_table_data). */
-export interface Exclusions {
-  excludeTables: readonly string[];
-  excludeTableData: readonly string[];
-}
 
 /**
  * Send the snapshot to the waiting pg_dump and stream the dump into the repository as backup `id`.

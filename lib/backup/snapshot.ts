@@ -21,7 +21,7 @@ import type { TargetShell } from '../process/container.js';
 import type { Spawned } from '../process/runner.js';
 import { majorOf, PsqlSession } from '../postgres/psql.js';
 import type { Context } from '../runtime/context.js';
-import { exclusionArgs } from './exclusions.js';
+import { exclusionArgs, type Exclusions } from './exclusions.js';
 
 export interface Preflight {
   pgDumpVersion: string;
@@ -49,11 +49,11 @@ const DUMP_SCRIPT = 'pg_dump --version >&2 || exit; IFS= read -r snapshot || exi
  * passes through this process (only zstd's output does). `track` is told each process as it starts
  * (to be killed on a failure), before anything can fail.
  */
-export function startDump(ctx: Context, target: Target, sh: TargetShell, o: { level: number; lockWaitMs: number; track: (p: Spawned | PsqlSession) => void }): DumpProcesses {
+export function startDump(ctx: Context, target: Target, sh: TargetShell, o: { level: number; lockWaitMs: number; exclusions?: Exclusions; track: (p: Spawned | PsqlSession) => void }): DumpProcesses {
   const ref = { project: target.project, environment: target.environment };
   const zstd = ctx.runner.spawn(['zstd', `-${o.level}`, '-T0', '-q', '-c'], { what: 'zstd', role: 'compress', target: ref });
   o.track(zstd);
-  const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(o.lockWaitMs)}`, '-w', ...exclusionArgs(target), ...sh.conn(target.database)], {
+  const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(o.lockWaitMs)}`, '-w', ...(o.exclusions ? exclusionArgs(o.exclusions) : []), ...sh.conn(target.database)], {
     what: 'pg_dump',
     program: 'pg_dump',
     role: 'dump',

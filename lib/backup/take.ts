@@ -24,6 +24,7 @@ import type { BackupType } from '../formats/metadata.js';
 import type { Context } from '../runtime/context.js';
 import type { StoredBackup } from '../storage/repository.js';
 import { backupFailure } from './failure.js';
+import { exclusionsFor } from './exclusions.js';
 import { streamDump } from './pipeline.js';
 import { backupMetadata } from './record.js';
 import { DumpRun } from './run.js';
@@ -57,7 +58,8 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
 
   try {
     step('start pg_dump (waiting for its snapshot), zstd and the snapshot session');
-    const procs = startDump(ctx, target, sh, { level, lockWaitMs, track: (p) => run.track(p) });
+    const exclusions = exclusionsFor(target, opts.type);
+    const procs = startDump(ctx, target, sh, { level, lockWaitMs, exclusions, track: (p) => run.track(p) });
 
     step('preflight and snapshot, in one round trip');
     const pre = await run.watch(openSnapshot(ctx, target, sh, procs, lockWaitMs));
@@ -71,7 +73,7 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
 
     step('stream pg_dump → zstd → sha256 → the store, counting rows in the same snapshot');
     const bar = term.shows ? term.progress(`dump ${target.database}`, await previousSize(ctx, target)) : null;
-    const streamed = await streamDump(ctx.repo, run, procs, { project, environment, id, snapshot: pre.snapshot, bar, exclusions: { excludeTables: target.backup.exclude_tables, excludeTableData: target.backup.exclude_table_data } });
+    const streamed = await streamDump(ctx.repo, run, procs, { project, environment, id, snapshot: pre.snapshot, bar, exclusions });
 
     step('write the metadata, last');
     const meta = backupMetadata(target, { id, type: opts.type, release: opts.release ?? null, startedAt, durationMs: Math.round(performance.now() - t0), level, container: sh.container ?? null, preflight: pre, streamed });

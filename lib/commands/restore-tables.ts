@@ -19,7 +19,8 @@ import { confirmOrExit, type ConfirmOptions } from '../runtime/confirm.js';
 import type { Context } from '../runtime/context.js';
 import { withLock } from '../storage/lock.js';
 import { checkDumpFile, describeDump } from '../restore/dump.js';
-import { describeEntry, parseQualified, type TablePlan } from '../restore/select.js';
+import { describeEntry, parseQualified, qualified, type TablePlan } from '../restore/select.js';
+import { refuseExcludedData } from '../restore/partial.js';
 import { describeSource, resolveSource } from '../restore/source.js';
 import { restoreTables, tablePlan, type TableRestoreResult } from '../restore/tables.js';
 
@@ -61,7 +62,10 @@ export async function runRestoreTables(ctx: Context, o: RestoreTablesOptions): P
   if (o.into === t.database) throw new UsageError(`--into ${o.into} is the live database; without --into the tables go beside its data, into a new schema`);
   const as = schemaName(ctx, o);
   const src = await resolveSource(ctx, t, o);
-  const plan = await tablePlan(ctx, await describeDump(src, { target: ref }), o, ctx.signal);
+  const dump = await describeDump(src, { target: ref });
+  const plan = await tablePlan(ctx, dump, o, ctx.signal);
+  // A table whose data a partial backup left out would come back empty: refused (lib/restore/partial.ts).
+  refuseExcludedData(dump.meta, plan.tables.map(qualified), ref);
 
   ctx.out(`table restore plan for ${t.project}/${t.environment}:`);
   ctx.out(`  from      ${describeSource(src)}`);

@@ -25,6 +25,8 @@ import { withLock } from '../storage/lock.js';
 import { checkDumpFile } from '../restore/dump.js';
 import { restoreInto } from '../restore/into.js';
 import { restoreOver } from '../restore/over.js';
+import { partialGate } from '../restore/partial.js';
+import { describePartial } from '../formats/metadata.js';
 import { openDump, openWhile } from '../restore/stage.js';
 import { describeSource, resolveSource } from '../restore/source.js';
 import { resolveOffsiteSource } from '../restore/remote.js';
@@ -45,6 +47,8 @@ export interface RestoreCommandOptions {
   /** Restore the copy in the target's offsite bucket (a backup id or latest). */
   fromOffsite?: boolean;
   jobs?: number;
+  /** Restore a partial backup (taken with exclude_tables / exclude_table_data) as a whole database anyway. */
+  allowPartial?: boolean;
   /** Tests: how confirmation is asked (see lib/runtime/confirm.ts). */
   confirm?: Pick<ConfirmOptions, 'tty' | 'ask'>;
 }
@@ -63,11 +67,14 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
   if (o.into !== undefined && !isPgIdent(o.into)) throw new UsageError(`--into ${JSON.stringify(o.into)}: not a valid database name (allowed: ${PG_IDENT.source})`);
   const src: DumpSource = o.fromOffsite ? await resolveOffsiteSource(ctx, t, o) : await resolveSource(ctx, t, o);
   const where = t.container ? `container ${t.container}` : 'DATABASE_URL';
+  // A partial backup restored whole: refused before the plan unless --allow-partial (lib/restore/partial.ts).
+  const partial = src ? await partialGate(src, { allowPartial: o.allowPartial, target: ref, what: o.into ? `a restore into ${o.into}` : `a restore over ${t.database}` }) : null;
 
   // The plan, shown before consent and as the whole output of --dry-run.
   ctx.out(`restore plan for ${t.project}/${t.environment} (${where}):`);
   ctx.out(`  from          ${describeSource(src)}`);
   if (isRemoteDump(src)) ctx.out(`  offsite       ${src.path}${src.stored.encryption ? ' (age-encrypted, read with PGFLEET_AGE_IDENTITY_FILE)' : ''}; streamed, never a file on this host`);
+  if (partial) ctx.out(`  PARTIAL       ${describePartial(partial)} (--allow-partial: restored without those tables, or with them empty)`);
   if (o.into) {
     ctx.out(o.into === t.database ? `  into          a new database ${o.into}, the live database's own name (refused when it exists)` : `  into          a new database ${o.into}; the live database ${t.database} is not touched`);
   } else {

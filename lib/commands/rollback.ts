@@ -26,6 +26,8 @@ import { withLock } from '../storage/lock.js';
 import { targetLogger } from '../core/log.js';
 import type { HookResult } from '../formats/manifest.js';
 import { chooseManifest } from '../deployments/choose.js';
+import { describePartial } from '../formats/metadata.js';
+import { partialGate } from '../restore/partial.js';
 import { hookFailure, hookReport, preDeployBackup, refuseRolledBack, restoreRelease, rollbackPlan, runRollbackHook } from '../deployments/rollback.js';
 
 export interface RollbackOptions {
@@ -34,6 +36,8 @@ export interface RollbackOptions {
   release?: string;
   yes?: boolean;
   dryRun?: boolean;
+  /** Roll back to a partial pre-deploy backup (taken with exclusions) anyway. */
+  allowPartial?: boolean;
   /** Tests: how confirmation is asked (see lib/runtime/confirm.ts). */
   confirm?: Pick<ConfirmOptions, 'tty' | 'ask'>;
 }
@@ -57,9 +61,11 @@ export async function runRollback(ctx: Context, o: RollbackOptions): Promise<Rol
   // 2. Rolled back at most once; the backup must be that release's own pre-deploy backup.
   refuseRolledBack(chosen);
   const backup = await preDeployBackup(ctx, target, chosen);
+  const partial = await partialGate(backup, { allowPartial: o.allowPartial, target: { project: target.project, environment: target.environment }, what: 'a rollback' });
 
   // 3. The plan, printed before anything changes; then consent.
   for (const l of rollbackPlan(target, chosen, backup, manifests)) ctx.out(l);
+  if (partial) ctx.out(`  PARTIAL           ${describePartial(partial)} (--allow-partial)`);
   const go = await confirmOrExit(ctx, `Replace the live database ${database} of ${project}/${environment} with its state before release ${m.release}?`, { yes: o.yes, dryRun: o.dryRun, ...o.confirm });
   if (!go) {
     ctx.out('dry run: nothing changed');

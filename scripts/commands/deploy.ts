@@ -26,11 +26,11 @@ export const deploymentStatus: Verb = {
 
 export const rollback: Verb = {
   name: 'rollback',
-  usage: 'rollback <project> <env> [--release R] [--yes] [--dry-run]',
+  usage: 'rollback <project> <env> [--release R] [--yes] [--dry-run] [--allow-partial]',
   summary: 'restore the pre-deployment backup of a release (default: the latest), then run the rollback hook',
-  options: { release: { type: 'string' }, yes: { type: 'boolean', short: 'y' }, 'dry-run': { type: 'boolean' } },
+  options: { release: { type: 'string' }, yes: { type: 'boolean', short: 'y' }, 'dry-run': { type: 'boolean' }, 'allow-partial': { type: 'boolean' } },
   positionals: [2, 2],
   run: async (ctx, v, [project, environment]) => {
-    await runRollback(ctx, { project, environment, release: v.release as string | undefined, yes: !!v.yes, dryRun: !!v['dry-run'] });
+    await runRollback(ctx, { project, environment, release: v.release as string | undefined, yes: !!v.yes, dryRun: !!v['dry-run'], allowPartial: !!v['allow-partial'] });
   },
 };

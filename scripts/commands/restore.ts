@@ -16,7 +16,7 @@ function jobsOf(v: Values): number | undefined {
 export const restore: Verb = {
   name: 'restore',
   usage:
-    'restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup] [--into <database>] [--jobs N] [--from-offsite]\n' +
+    'restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup] [--into <database>] [--jobs N] [--from-offsite] [--allow-partial]\n' +
     '        restore <project> <env> (<id> | <path> | --latest) --table <schema.table> [--table …] [--schema <name>] [--as <schema>] [--into <database>] [--yes] [--dry-run]',
   summary: 'restore over the live database safely (safety backup, scratch copy checked, swap by renaming); --into: into a new database; --table/--schema: those tables, beside the live data in a new schema (--as)',
   options: {
@@ -27,6 +27,7 @@ export const restore: Verb = {
     into: { type: 'string' },
     jobs: { type: 'string' },
     'from-offsite': { type: 'boolean' },
+    'allow-partial': { type: 'boolean' },
     table: { type: 'string', multiple: true },
     schema: { type: 'string', multiple: true },
     as: { type: 'string' },
@@ -53,6 +54,7 @@ export const restore: Verb = {
       into: v.into as string | undefined,
       jobs: jobsOf(v),
       fromOffsite: !!v['from-offsite'],
+      allowPartial: !!v['allow-partial'],
     });
   },
 };

@@ -1,7 +1,7 @@
 // Partial backups, the pure parts: pg_dump's pattern → regular expression, the conditions it makes,
 // what a restored copy of a partial backup must hold, and how metadata says a backup is partial.
 import { describe, expect, it } from 'vitest';
-import { exclusionArgs, patternCondition, patternRegexes } from '../../lib/backup/exclusions.js';
+import { exclusionArgs, exclusionsFor, patternCondition, patternRegexes } from '../../lib/backup/exclusions.js';
 import { listed } from '../../lib/commands/list.js';
 import { describePartial, partialOf } from '../../lib/formats/metadata.js';
 import { compareCounts } from '../../lib/restore/dump.js';
@@ -36,7 +36,13 @@ describe('pg_dump table patterns as regular expressions (patternToSQLRegex)', ()
 
   it('each pattern is its own pg_dump argument, as written', () => {
     const backup = { exclude_tables: ['"My Schema"."Odd ""Name"""', 'a b'], exclude_table_data: ['logs.*'] };
-    expect(exclusionArgs({ backup } as never)).toEqual(['--exclude-table="My Schema"."Odd ""Name"""', '--exclude-table=a b', '--exclude-table-data=logs.*']);
+    expect(exclusionArgs(exclusionsFor({ backup } as never, 'scheduled'))).toEqual(['--exclude-table="My Schema"."Odd ""Name"""', '--exclude-table=a b', '--exclude-table-data=logs.*']);
+  });
+
+  it('a safety backup (the live database\'s way back before a restore) is always whole', () => {
+    const backup = { exclude_tables: ['x'], exclude_table_data: ['logs.*'] };
+    expect(exclusionsFor({ backup } as never, 'safety')).toEqual({ excludeTables: [], excludeTableData: [] });
+    expect(exclusionsFor({ backup } as never, 'pre-deploy')).toEqual({ excludeTables: ['x'], excludeTableData: ['logs.*'] });
   });
 });
 
