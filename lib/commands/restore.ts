@@ -1,6 +1,7 @@
 /**
  * `pgfleet restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup]
  *  [--into <database>] [--jobs N] [--from-offsite]`
+ * `pgfleet restore <project> <env> --to <ISO-8601 time | latest> [--into <database>] [--yes] [--dry-run]`
  *
  *   which dump → the plan (printed) → consent (--dry-run stops here, after checking the file;
  *   --yes, or a question on a TTY; without a TTY, exit 2) → under the target's lock, the safe
@@ -13,6 +14,11 @@
  * With --from-offsite, the copy in the target's bucket (by id or --latest, found from the bucket
  * alone) is streamed, its stored bytes and its decrypted archive checked while it is staged; the
  * identity (PGFLEET_AGE_IDENTITY_FILE) is checked before anything else (lib/restore/remote.ts).
+ *
+ * With --to, the dump is the database as it was at that time (lib/pitr/recover.ts): the window,
+ * the archive and the container's free space are checked before consent and before anything is
+ * touched; then a temporary instance recovers it and dumps it into a private temporary file that
+ * the same safe restore (or --into) reads, and that is removed at the end, also on failure.
  */
 import path from 'node:path';
 import { findTarget, type Target } from '../config/load.js';
@@ -21,6 +27,7 @@ import { confirmOrExit, type ConfirmOptions } from '../runtime/confirm.js';
 import type { Context } from '../runtime/context.js';
 import { dbProps, propsStatements, withMaintenanceSession } from '../postgres/dbadmin.js';
 import { UsageError } from '../core/errors.js';
+import { humanSize } from '../core/text.js';
 import { withLock } from '../storage/lock.js';
 import { checkDumpFile } from '../restore/dump.js';
 import { restoreInto } from '../restore/into.js';
@@ -32,6 +39,8 @@ import { describeSource, resolveSource } from '../restore/source.js';
 import { resolveOffsiteSource } from '../restore/remote.js';
 import type { DumpSource } from '../restore/dump.js';
 import { isRemoteDump } from '../offsite/fetch.js';
+import { clusterOf } from '../pitr/cluster.js';
+import { checkRecoverySpace, parsePointInTime, planRecovery, takeInLanded, withRecoveredDump } from '../pitr/recover.js';
 
 export interface RestoreCommandOptions {
   project: string;
@@ -49,6 +58,8 @@ export interface RestoreCommandOptions {
   jobs?: number;
   /** Restore a partial backup (taken with exclude_tables / exclude_table_data) as a whole database anyway. */
   allowPartial?: boolean;
+  /** Recover the database to this point first (`latest`: the end of the WAL archive); see the header. */
+  to?: string;
   /** Tests: how confirmation is asked (see lib/runtime/confirm.ts). */
   confirm?: Pick<ConfirmOptions, 'tty' | 'ask'>;
 }
@@ -65,15 +76,19 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
   const t = findTarget(ctx.config, o.project, o.environment);
   const ref = { project: t.project, environment: t.environment };
   if (o.into !== undefined && !isPgIdent(o.into)) throw new UsageError(`--into ${JSON.stringify(o.into)}: not a valid database name (allowed: ${PG_IDENT.source})`);
-  const src: DumpSource = o.fromOffsite ? await resolveOffsiteSource(ctx, t, o) : await resolveSource(ctx, t, o);
+  if (o.to !== undefined && (o.source || o.latest || o.fromOffsite || o.safetyBackup === false))
+    throw new UsageError('--to restores the database as it was at that time: give no backup, path, --latest, --from-offsite or --no-safety-backup with it');
+  const pitr = o.to !== undefined ? await pitrPlan(ctx, t, o.to, !o.dryRun) : undefined;
+  const src: DumpSource | undefined = pitr ? undefined : o.fromOffsite ? await resolveOffsiteSource(ctx, t, o) : await resolveSource(ctx, t, o);
   const where = t.container ? `container ${t.container}` : 'DATABASE_URL';
   // A partial backup restored whole: refused before the plan unless --allow-partial (lib/restore/partial.ts).
   const partial = src ? await partialGate(src, { allowPartial: o.allowPartial, target: ref, what: o.into ? `a restore into ${o.into}` : `a restore over ${t.database}` }) : null;
 
   // The plan, shown before consent and as the whole output of --dry-run.
   ctx.out(`restore plan for ${t.project}/${t.environment} (${where}):`);
-  ctx.out(`  from          ${describeSource(src)}`);
-  if (isRemoteDump(src)) ctx.out(`  offsite       ${src.path}${src.stored.encryption ? ' (age-encrypted, read with PGFLEET_AGE_IDENTITY_FILE)' : ''}; streamed, never a file on this host`);
+  if (pitr) for (const line of pitr.lines) ctx.out(line);
+  else ctx.out(`  from          ${describeSource(src!)}`);
+  if (src && isRemoteDump(src)) ctx.out(`  offsite       ${src.path}${src.stored.encryption ? ' (age-encrypted, read with PGFLEET_AGE_IDENTITY_FILE)' : ''}; streamed, never a file on this host`);
   if (partial) ctx.out(`  PARTIAL       ${describePartial(partial)} (--allow-partial: restored without those tables, or with them empty)`);
   if (o.into) {
     ctx.out(o.into === t.database ? `  into          a new database ${o.into}, the live database's own name (refused when it exists)` : `  into          a new database ${o.into}; the live database ${t.database} is not touched`);
@@ -85,7 +100,7 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
     ctx.out(`  5. swap        ${t.database} → ${t.database}__before_<stamp> (kept), scratch → ${t.database}`);
     ctx.out(`  6. start       the app containers stopped in step 3${t.backup.verify_on_restore ? ', after checking the live copy (verify_on_restore)' : ''}`);
   }
-  if (o.dryRun) {
+  if (o.dryRun && src) {
     const c = await checkDumpFile(src, { signal: ctx.signal, target: ref });
     ctx.out(c.meta ? `  the dump matches its metadata (sha256 ${c.sha256.slice(0, 16)}…)` : `  WARNING: ${c.path} has no metadata; its content cannot be checked`);
   }
@@ -94,6 +109,13 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
     ctx.out('dry run: nothing changed');
     return { dryRun: true, database: o.into ?? t.database };
   }
+  if (pitr) return withRecoveredDump(ctx, pitr.cluster, { plan: pitr.plan, database: t.database }, (file) => restoreFrom(ctx, t, o, { path: file }));
+  return restoreFrom(ctx, t, o, src!);
+}
+
+/** After consent: the dump restored --into a new database, or over the live one (the safe restore). */
+async function restoreFrom(ctx: Context, t: Target, o: RestoreCommandOptions, src: DumpSource): Promise<RestoreCommandResult> {
+  const ref = { project: t.project, environment: t.environment };
 
   if (o.into) {
     const sh = ctx.shellFor(t);
@@ -119,6 +141,24 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
   ctx.out(`the replaced database is kept as ${r.previousDatabase}; drop it when satisfied: ${dropHint(ctx, t, r.previousDatabase)}`);
   ctx.term.finish(`live now: ${t.database} of ${t.project}/${t.environment}, restored from ${r.backupId ?? path.basename('path' in src ? src.path : '')}`, `drop the kept ${r.previousDatabase} when satisfied: ${dropHint(ctx, t, r.previousDatabase)}`);
   return { dryRun: false, database: t.database, previousDatabase: r.previousDatabase, safetyBackup: r.safetyBackup?.meta.id };
+}
+
+/** The recovery --to plans (read-only, refused before anything is touched), and its lines of the printed plan. */
+async function pitrPlan(ctx: Context, t: Target, to: string, takeIn: boolean) {
+  const point = parsePointInTime(to);
+  const cluster = clusterOf(ctx.config, t);
+  if (takeIn) await takeInLanded(ctx, cluster);
+  const plan = await planRecovery(ctx, cluster, point);
+  const space = await checkRecoverySpace(ctx, cluster, plan);
+  const segs = plan.wal.filter((r) => r.kind === 'segment').length + plan.waiting.length;
+  const lines = [
+    `  from          ${t.database} as it was at ${plan.point}${point === 'latest' ? ' (latest: the end of the WAL archive)' : ''}, recovered by a temporary instance in container ${cluster.container} (removed after)`,
+    `  window        restorable from ${plan.window.from} to ${plan.window.to}`,
+    `  base backup   ${plan.base.id} (finished ${plan.base.finished_at}, ${humanSize(plan.base.size_bytes)})`,
+    `  WAL           ${plan.segments.first} … ${plan.segments.last} (${segs} segment(s)${plan.waiting.length ? `, ${plan.waiting.length} of them still in the landing directory, taken in first` : ''}), replayed ${plan.target ? `to ${plan.target} inclusive` : 'to the end of the archive'}, then promoted`,
+    `  space         ${humanSize(space.needed)} needed in the container's /tmp, ${humanSize(space.available)} free`,
+  ];
+  return { cluster, plan, lines };
 }
 
 /** The stock command an operator runs to drop a database pgfleet kept or made. */

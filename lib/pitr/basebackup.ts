@@ -32,6 +32,19 @@ export function parseBasebackupLog(stderr: string): { startLsn: string; timeline
   return start && stop ? { startLsn: start[1], timeline: Number(start[2]), stopLsn: stop[1] } : null;
 }
 
+/**
+ * pg_basebackup's refusal for want of replication rights (the role lacks REPLICATION, or no
+ * pg_hba.conf line allows it a replication connection, or max_wal_senders is 0), as a clear error
+ * naming the role and what to grant; null for any other failure.
+ */
+export function replicationRightsError(stderr: string, container: string, role: string): string | null {
+  const grant = `run in ${container}: ALTER ROLE ${role} REPLICATION; and let it connect for replication over the local socket with a pg_hba.conf line "local replication ${role} peer" (or trust, as initdb writes), then SELECT pg_reload_conf()`;
+  if (/must be superuser or replication role|permission denied to start WAL sender|must have the REPLICATION attribute/i.test(stderr)) return `${container}: role ${role} may not take a base backup: it lacks the REPLICATION attribute; ${grant}`;
+  if (/no pg_hba\.conf entry for replication connection/i.test(stderr)) return `${container}: role ${role} may not take a base backup: pg_hba.conf allows it no replication connection; ${grant}`;
+  if (/number of requested standby connections exceeds max_wal_senders|max_wal_senders/i.test(stderr)) return `${container}: no WAL sender is free for the base backup (max_wal_senders): set max_wal_senders to at least 2 and restart the cluster`;
+  return null;
+}
+
 export async function takeBaseBackup(ctx: Context, c: Cluster, command = 'basebackup'): Promise<BaseBackupMetadata> {
   await ctx.containers.requireRunning(c.container, ref(c));
   const info = JSON.parse(await clusterSql(ctx, c, INFO_SQL)) as { version_num: number; version: string; databases: string[] };
@@ -55,6 +68,8 @@ export async function takeBaseBackup(ctx: Context, c: Cluster, command = 'baseba
       pb.kill();
       zstd.kill();
       await Promise.allSettled([pb.done, zstd.done]);
+      const rights = ctx.signal?.aborted ? null : replicationRightsError(pb.stderrTail(), c.container, SUPERUSER);
+      if (rights) throw new PgfleetError(rights, EXIT.USAGE, ref(c), { cause: e });
       throw e;
     }
     if (saved.size !== tap.bytes()) throw new InternalError(`the store saved ${saved.size} bytes of the ${tap.bytes()} streamed`);

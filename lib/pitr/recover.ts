@@ -1,59 +1,200 @@
 /**
  * One database of a cluster as it was at a point in time, recovered next to the live cluster:
  *
- *   the newest base backup finished by the target (else: the window's earliest point named)
+ *   planRecovery(): the restorable window as `status` computes it (lib/pitr/status.ts: from the
+ *     oldest base backup's end to the last segment reachable without a gap; `latest` is its end);
+ *     a point outside it, a gap in the WAL the point needs, or no base backup: refused (exit 2),
+ *     the window's points or the missing segment named; else the newest base backup finished by
+ *     the point and its WAL up to the first segment archived after the point
+ *   → checkRecoverySpace(): the base backup's unpacked size and the WAL, against `df` of the
+ *     container's /tmp, before anything is created there (exit 2 when short)
  *   → a private directory in the tenant's container (/tmp/pgfleet-recover-<random>)
  *   → the base backup's tar unpacked there, and the archived WAL from its start up to the first
  *     segment archived after the target (decompressed on the host, each copied in whole)
  *   → a temporary postmaster of the container's own binaries on that data directory, a private
  *     socket directory and port, no TCP, archive_mode off, restore_command reading the staged WAL,
- *     recovery_target_time (inclusive), then promote
+ *     recovery_target_time (inclusive), then promote; with no segment archived after the point
+ *     (every archived change is at or before it), to the end of the staged WAL, then promote
  *   → pg_dump -Fc of the one database into `outFile` on the host
  *   → always, also on failure or an abort: the temporary postmaster stopped and its directory removed
  *
  * The live cluster is only read (its binaries, its container's /tmp); its data directory, its
  * socket and its other databases are never touched.
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import { EXIT, PgfleetError } from '../core/errors.js';
+import { EXIT, PgfleetError, UsageError } from '../core/errors.js';
+import { humanSize } from '../core/text.js';
 import type { BaseBackupMetadata, WalRecord } from '../formats/pitr.js';
 import type { Context } from '../runtime/context.js';
-import { archiveOf, ref, SUPERUSER, type Cluster } from './cluster.js';
-import { segmentOfLsn } from './segments.js';
+import { archiveOf, ref, SUPERUSER, withClusterLock, type Cluster } from './cluster.js';
+import { landed, takeInWal, WalGapError } from './intake.js';
+import { segmentName, segmentNumber, segmentOfLsn, timelineOf } from './segments.js';
+import { clusterStatus } from './status.js';
 
 const PORT = 54329;
+
+/** `--to`: an ISO-8601 time with its zone, or `latest` (the end of the archive). */
+export function parsePointInTime(s: string): Date | 'latest' {
+  if (s === 'latest') return 'latest';
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(s) || Number.isNaN(Date.parse(s)))
+    throw new UsageError(`--to must be an ISO-8601 time with its zone, like 2026-03-01T14:32:00Z, or latest; not ${JSON.stringify(s)}`);
+  return new Date(s);
+}
+
+/** What a recovery to a point will read, before anything is touched. */
+export interface RecoveryPlan {
+  /** The point asked for (`latest`: the window's end), ISO. */
+  point: string;
+  /** recovery_target_time; undefined: to the end of the staged WAL (no archived change is after the point). */
+  target?: string;
+  /** The restorable window, as `status` shows it. */
+  window: { from: string; to: string };
+  base: BaseBackupMetadata;
+  /** History files and the segments to stage, in order. */
+  wal: WalRecord[];
+  /** Segments the plan needs that are still in the landing directory (taken in before a recovery; only a dry run plans with them). */
+  waiting: string[];
+  /** The first and last segment staged. */
+  segments: { first: string; last: string };
+}
+
+/** A recovery refused before anything was touched (exit 2): the point, the window or the archive is wrong. */
+export class RecoveryRefused extends PgfleetError {
+  constructor(message: string, c: Cluster) {
+    super(message, EXIT.USAGE, ref(c));
+  }
+}
+
+/**
+ * The WAL waiting in the landing directory taken into the archive first (as `pitr archive`, under
+ * the cluster's lock), so the window `status` shows (which counts it) is the one recovered from.
+ * A gap is left for planRecovery to name; a conflicting duplicate stops here.
+ */
+export async function takeInLanded(ctx: Context, c: Cluster): Promise<void> {
+  await withClusterLock(ctx, c, 'restore --to', () => takeInWal(ctx, archiveOf(ctx, c), c.archiveDir)).catch((e: unknown) => {
+    if (!(e instanceof WalGapError)) throw e;
+  });
+}
+
+/** See the header. `to`: a time, or `latest` (the end of the archive). Read-only. */
+export async function planRecovery(ctx: Context, c: Cluster, to: Date | 'latest'): Promise<RecoveryPlan> {
+  const st = await clusterStatus(ctx, c, ctx.clock());
+  const gap = st.problems.find((p) => p.startsWith('the WAL archive has a gap'));
+  if (!st.window) throw new RecoveryRefused(`${c.container}: no base backup to recover from: take one first (pgfleet basebackup ${ref(c).project} ${ref(c).environment})`, c);
+  const window = st.window;
+  const point = to === 'latest' ? window.to : to.toISOString();
+  if (point < window.from || point > window.to)
+    throw new RecoveryRefused(`${c.container}: ${point} is outside the restorable window: earliest ${window.from}, latest ${window.to}${gap ? `; ${gap}` : ''}`, c);
+  const archive = archiveOf(ctx, c);
+  const [bases, recs] = await Promise.all([archive.baseBackups(), archive.walRecords()]);
+  const base = bases.items.filter((b) => b.finished_at <= point).sort((a, b) => (a.finished_at < b.finished_at ? -1 : 1)).at(-1);
+  if (!base) throw new RecoveryRefused(`${c.container}: ${point} is before the earliest restorable point ${window.from} (latest ${window.to})`, c);
+  const size = recs.items.find((r) => r.kind === 'segment')?.size_bytes ?? 16 << 20;
+  const first = segmentOfLsn(base.start_lsn, base.timeline, size);
+  // The repository's segments and, as status counts them, those waiting in the landing directory.
+  const inRepo = recs.items.filter((r) => r.kind === 'segment');
+  const known = new Set(inRepo.map((r) => r.name));
+  const waiting: { name: string; timeline: number; archived_at: string; record?: WalRecord }[] = [];
+  for (const n of (await landed(c.archiveDir).catch(() => [])).filter((x) => /^[0-9A-F]{24}$/.test(x) && !known.has(x))) {
+    const st = await fs.stat(path.join(c.archiveDir, n)).catch(() => null);
+    if (st) waiting.push({ name: n, timeline: timelineOf(n), archived_at: st.mtime.toISOString() });
+  }
+  const segs = [...inRepo.map((r) => ({ name: r.name, timeline: r.timeline, archived_at: r.archived_at, record: r as WalRecord | undefined })), ...waiting]
+    .filter((r) => r.timeline === base.timeline && r.name >= first)
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  // The run of segments without a gap from the base backup's first one; the point must be inside it.
+  let run = 0;
+  while (run < segs.length && segs[run].name === segmentName(base.timeline, segmentNumber(first, size) + run, size)) run++;
+  const missing = segmentName(base.timeline, segmentNumber(first, size) + run, size);
+  const reachable = segs.slice(0, run);
+  const lastArchived = reachable.at(-1)?.archived_at ?? base.finished_at;
+  if (point > lastArchived)
+    throw new RecoveryRefused(
+      run < segs.length
+        ? `${c.container}: the WAL archive has a gap: ${missing} missing (needed to recover base backup ${base.id} to ${point}; recovery would stop at ${lastArchived}); take a new base backup`
+        : `${c.container}: the WAL up to ${point} is not in the archive yet (its newest segment was archived ${lastArchived}): take it in first (pgfleet pitr archive)`,
+      c,
+    );
+  if (!reachable.length) throw new RecoveryRefused(`${c.container}: no archived WAL from base backup ${base.id} on (${first} first): run pgfleet pitr archive, or pitr check`, c);
+  const after = reachable.findIndex((r) => r.archived_at > point);
+  const staged = after < 0 ? reachable : reachable.slice(0, after + 1);
+  const history = recs.items.filter((r) => r.kind === 'history' && timelineOf(r.name) <= base.timeline);
+  return {
+    point,
+    target: after < 0 ? undefined : point,
+    window,
+    base,
+    wal: [...history, ...staged.flatMap((r) => (r.record ? [r.record] : []))],
+    waiting: staged.filter((r) => !r.record).map((r) => r.name),
+    segments: { first: staged[0].name, last: staged.at(-1)!.name },
+  };
+}
+
+/**
+ * The space the temporary instance needs in the container's /tmp (the base backup unpacked,
+ * counted by decompressing it on the host; the staged WAL twice: the staged copy and the one
+ * restore_command puts in pg_wal; 64 MiB of room), against what `df` says is free there.
+ * Refused (exit 2) when short, before anything is created. Read-only.
+ */
+export async function checkRecoverySpace(ctx: Context, c: Cluster, plan: RecoveryPlan): Promise<{ needed: number; available: number }> {
+  const archive = archiveOf(ctx, c);
+  const count = ctx.runner.spawn(['zstd', '-dc', '--', archive.store.pathOf!(archive.baseKey(plan.base.id))], { what: 'zstd -d (base backup size)', role: 'decompress', target: ref(c), signal: ctx.signal });
+  let unpacked = 0;
+  for await (const chunk of count.stdout as AsyncIterable<Buffer>) unpacked += chunk.length;
+  await count.done;
+  const wal = plan.wal.reduce((n, r) => n + r.size_bytes, 0);
+  const needed = unpacked + 2 * wal + (64 << 20);
+  const df = ctx.containers.command(['exec', c.container, 'df', '-Pk', '/tmp'], ref(c));
+  const out = (await ctx.runner.run(df.argv, { what: 'df (recovery space)', role: 'inspect', target: ref(c), env: df.env })).stdout.trim().split('\n').at(-1) ?? '';
+  const available = Number(out.split(/\s+/)[3]) * 1024;
+  if (!Number.isFinite(available)) throw new PgfleetError(`${c.container}: cannot read the free space of /tmp from df: ${JSON.stringify(out)}`, EXIT.FAILED, ref(c));
+  if (available < needed)
+    throw new RecoveryRefused(`${c.container}: /tmp has ${humanSize(available)} free; the temporary instance needs ${humanSize(needed)} (base backup ${plan.base.id} unpacked ${humanSize(unpacked)}, WAL ${humanSize(wal)} staged and replayed, 64 MiB of room): free space there first; nothing was started`, c);
+  return { needed, available };
+}
 
 export interface Recovered {
   base: BaseBackupMetadata;
   /** WAL files staged for replay. */
   wal: number;
   outFile: string;
+  plan: RecoveryPlan;
 }
 
-export async function recoverDatabase(ctx: Context, c: Cluster, o: { to: Date; database: string; outFile: string; waitMs?: number }): Promise<Recovered> {
-  const archive = archiveOf(ctx, c);
-  const [bases, recs] = await Promise.all([archive.baseBackups(), archive.walRecords()]);
-  const to = o.to.toISOString();
-  const base = bases.items.filter((b) => b.finished_at <= to).sort((a, b) => (a.finished_at < b.finished_at ? -1 : 1)).at(-1);
-  const earliest = bases.items.map((b) => b.finished_at).sort()[0];
-  if (!base) throw new PgfleetError(`${c.container}: ${to} is before the earliest restorable point (${earliest ?? 'no base backup'})`, EXIT.FAILED, ref(c));
-  const size = recs.items.find((r) => r.kind === 'segment')?.size_bytes ?? 16 << 20;
-  const first = segmentOfLsn(base.start_lsn, base.timeline, size);
-  const segs = recs.items.filter((r) => r.kind === 'segment' && r.timeline === base.timeline && r.name >= first).sort((a, b) => (a.name < b.name ? -1 : 1));
-  const after = segs.findIndex((r) => r.archived_at > to);
-  if (after < 0) throw new PgfleetError(`${c.container}: ${to} is after the latest archived point (${segs.at(-1)?.archived_at ?? base.finished_at}); archive more WAL first (pitr check)`, EXIT.FAILED, ref(c));
-  const wal = [...recs.items.filter((r) => r.kind === 'history'), ...segs.slice(0, after + 1)];
-
-  return withRecoveryInstance(ctx, c, { base, wal, target: to, waitMs: o.waitMs }, async ({ dir, on }) => {
+/** planRecovery, checkRecoverySpace, then the database dumped from the recovered instance into `outFile` (0600). */
+export async function recoverDatabase(ctx: Context, c: Cluster, o: { to: Date | 'latest'; database: string; outFile: string; waitMs?: number; plan?: RecoveryPlan }): Promise<Recovered> {
+  const plan = o.plan ?? (await planRecovery(ctx, c, o.to));
+  if (plan.waiting.length)
+    throw new RecoveryRefused(`${c.container}: WAL ${plan.waiting[0]}${plan.waiting.length > 1 ? ` and ${plan.waiting.length - 1} more` : ''} needed to recover to ${plan.point} is still in the landing directory ${c.archiveDir}, not taken in: run pgfleet pitr archive`, c);
+  await checkRecoverySpace(ctx, c, plan);
+  return withRecoveryInstance(ctx, c, { base: plan.base, wal: plan.wal, target: plan.target, waitMs: o.waitMs }, async ({ dir, on }) => {
     const out = createWriteStream(o.outFile, { mode: 0o600 });
     const dump = ctx.runner.spawn(on(['exec', c.container, 'pg_dump', '-Fc', '-h', dir, '-p', String(PORT), '-U', SUPERUSER, '-d', o.database]).argv, { what: 'pg_dump (recovered)', program: 'pg_dump', role: 'dump', via: ctx.containers.cli, target: ref(c), signal: ctx.signal, env: on([]).env });
     dump.stdout.pipe(out);
     await Promise.all([dump.done, once(out, 'finish')]);
-    return { base, wal: wal.length, outFile: o.outFile };
+    return { base: plan.base, wal: plan.wal.length, outFile: o.outFile, plan };
   });
+}
+
+/**
+ * recoverDatabase into a temporary file, `use` called with its path; the file (0600) lives in a
+ * new private directory (0700) under backup_root (`.pitr-restore-<random>`, a name the store never
+ * lists), removed always: also on failure or an abort.
+ */
+export async function withRecoveredDump<T>(ctx: Context, c: Cluster, o: { plan: RecoveryPlan; database: string; waitMs?: number }, use: (file: string, r: Recovered) => Promise<T>): Promise<T> {
+  const dir = await fs.mkdtemp(path.join(ctx.config.platform.backupRoot, '.pitr-restore-'));
+  try {
+    await fs.chmod(dir, 0o700);
+    const outFile = path.join(dir, `${o.database}.dump`);
+    const r = await recoverDatabase(ctx, c, { to: new Date(o.plan.point), plan: o.plan, database: o.database, outFile, waitMs: o.waitMs });
+    return await use(outFile, r);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** The running temporary instance, as withRecoveryInstance hands it to its user. */

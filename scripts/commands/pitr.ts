@@ -40,7 +40,7 @@ export const basebackup: Verb = {
 
 export const pitrRecover: Verb = {
   name: 'pitr recover',
-  usage: 'pitr recover <project> <env> --to <ISO-8601 time> --out FILE',
+  usage: 'pitr recover <project> <env> --to <ISO-8601 time | latest> --out FILE',
   summary: "the target's database as it was at that time, as a pg_dump file (a temporary instance in the tenant's container over the newest base backup before it and the archived WAL; always removed); restore it with `restore <project> <env> FILE`",
   options: { to: { type: 'string' }, out: { type: 'string' } },
   positionals: [2, 2],

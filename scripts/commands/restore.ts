@@ -17,8 +17,9 @@ export const restore: Verb = {
   name: 'restore',
   usage:
     'restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup] [--into <database>] [--jobs N] [--from-offsite] [--allow-partial]\n' +
+    '        restore <project> <env> --to <ISO-8601 time | latest> [--into <database>] [--yes] [--dry-run]\n' +
     '        restore <project> <env> (<id> | <path> | --latest) --table <schema.table> [--table …] [--schema <name>] [--as <schema>] [--into <database>] [--yes] [--dry-run]',
-  summary: 'restore over the live database safely (safety backup, scratch copy checked, swap by renaming); --into: into a new database; --table/--schema: those tables, beside the live data in a new schema (--as)',
+  summary: 'restore over the live database safely (safety backup, scratch copy checked, swap by renaming); --to: the database as it was at that time (point-in-time recovery); --into: into a new database; --table/--schema: those tables, beside the live data in a new schema (--as)',
   options: {
     latest: { type: 'boolean' },
     yes: { type: 'boolean', short: 'y' },
@@ -31,12 +32,14 @@ export const restore: Verb = {
     table: { type: 'string', multiple: true },
     schema: { type: 'string', multiple: true },
     as: { type: 'string' },
+    to: { type: 'string' },
   },
   positionals: [2, 3],
   run: async (ctx, v, [project, environment, source]) => {
     const tables = (v.table as string[] | undefined) ?? [];
     const schemas = (v.schema as string[] | undefined) ?? [];
     if (tables.length || schemas.length) {
+      if (v.to !== undefined) throw new UsageError('--to restores a whole database as it was at that time; for tables, restore it --into a new database first, then restore tables from it');
       if (v['from-offsite']) throw new UsageError('--from-offsite restores a whole database; for tables, restore the copy --into a new database first, then restore tables from it with pg_dump/pg_restore');
       if (v['no-safety-backup']) throw new UsageError('--no-safety-backup: a table restore replaces nothing and takes no safety backup');
       await runRestoreTables(ctx, { project, environment, source, latest: !!v.latest, tables, schemas, as: v.as as string | undefined, into: v.into as string | undefined, yes: !!v.yes, dryRun: !!v['dry-run'], jobs: jobsOf(v) });
@@ -55,6 +58,7 @@ export const restore: Verb = {
       jobs: jobsOf(v),
       fromOffsite: !!v['from-offsite'],
       allowPartial: !!v['allow-partial'],
+      to: v.to as string | undefined,
     });
   },
 };

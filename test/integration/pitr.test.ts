@@ -290,7 +290,8 @@ describe('point-in-time recovery (real PostgreSQL 15 archiving WAL)', () => {
     expect(await fleet.sql('beta', 'beta_production', 'select count(*) from notes')).toBe('1\n');
     // Before the earliest base backup: refused, naming the earliest point.
     const early = await recoverDatabase(ctx, c, { to: new Date('2000-01-01T00:00:00Z'), database: 'acme_production', outFile }).catch((e) => e);
-    expect(early.message).toMatch(/2000-01-01T00:00:00.000Z is before the earliest restorable point \(\d{4}-/);
+    expect(early.message).toMatch(/2000-01-01T00:00:00.000Z is outside the restorable window: earliest \d{4}-\S+, latest \d{4}-/);
+    expect(early.exitCode).toBe(2);
   }, 240_000);
 
   async function stockRestoreDump(file: string, db: string) {
