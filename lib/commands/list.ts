@@ -81,7 +81,8 @@ export async function runList(ctx: Context, o: { project?: string; environment?:
   const now = ctx.clock();
   const surveys = o.offsite ? [] : await Promise.all(targets.map(async (t) => ({ t, s: await ctx.repo.survey(t.project, t.environment, now) })));
   const all = o.offsite ? await offsiteListed(ctx, targets, !!o.project) : surveys.flatMap(({ t, s }) => [...s.complete.map(listed), ...s.damaged.map((d) => listedDamaged(d, t.project, t.environment))]);
-  all.sort((a, b) => newestFirst({ id: a.id, created_at: createdAt(a) }, { id: b.id, created_at: createdAt(b) }));
+  const keys = new Map(all.map((b) => [b, { id: b.id, created_at: createdAt(b) }])); // each computed once, not per comparison
+  all.sort((a, b) => newestFirst(keys.get(a)!, keys.get(b)!));
   if (o.json) {
     ctx.out(JSON.stringify(all, null, 2));
     return all;

@@ -133,5 +133,8 @@ export function describePartial(p: PartialInfo): string {
 
 /** The one order of backups, newest first: by creation time, then by id (db_…_2 after db_…). */
 export function newestFirst(a: Pick<BackupMetadata, 'id' | 'created_at'>, b: Pick<BackupMetadata, 'id' | 'created_at'>): number {
-  return Date.parse(b.created_at) - Date.parse(a.created_at) || b.id.localeCompare(a.id, 'en', { numeric: true });
+  return Date.parse(b.created_at) - Date.parse(a.created_at) || byIdNumeric(b.id, a.id);
 }
+
+/** localeCompare(…, 'en', { numeric: true }) with one collator: localeCompare with options builds a new one per call (most of list's time over 1,000 targets). */
+const byIdNumeric = new Intl.Collator('en', { numeric: true }).compare;
