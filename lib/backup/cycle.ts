@@ -13,7 +13,10 @@
  * is complete and stays, and the run fails: the outcome carries a RetentionError (exit 1,
  * "backup <id> kept, but retention failed: …") which the caller gives after printing what it made
  * (backup, predeploy: the path is still the last stdout line) or records as the target's failure
- * (scheduled-backup). The offsite copy (lib/offsite/copy.ts) never fails the cycle: a failed
+ * (scheduled-backup). The offsite copy (lib/offsite/copy.ts streamedCopy) is uploaded while the
+ * dump is taken (a second destination of its bytes, lib/backup/pipeline.ts) and completed (its
+ * metadata object) once the backup and its record are; a failed backup or record gives it up
+ * (multipart aborted, nothing left that looks like a copy). It never fails the cycle: a failed
  * upload leaves the backup complete and 'offsite pending' (a warning; `offsite sync` catches up);
  * only an interruption throws (exit 130, the multipart upload aborted, the backup kept, pending).
  * After a confirmed copy, offsite retention runs too, best effort: its failure is a warning (the
@@ -27,7 +30,7 @@ import type { Target } from '../config/load.js';
 import { EXIT, PgfleetError } from '../core/errors.js';
 import { targetLogger } from '../core/log.js';
 import { pruneTarget } from '../fleet/prune.js';
-import { copyOffsite, type CopyOutcome } from '../offsite/copy.js';
+import { streamedCopy, type CopyOutcome } from '../offsite/copy.js';
 import { pruneOffsite } from '../offsite/prune.js';
 import type { Context } from '../runtime/context.js';
 import { withLock } from '../storage/lock.js';
@@ -82,15 +85,24 @@ export async function backupCycle<T = undefined>(ctx: Context, target: Target, o
     await checkSpace(ctx, target);
     const hooks = backupHooks(ctx, target, o.backup);
     await hooks.pre();
+    // The offsite copy is uploaded while the dump is taken (its second destination), finished once the backup is complete.
+    const copy = await streamedCopy(ctx, target);
     let taken: StoredBackup;
     try {
-      taken = await takeBackup(o.progress === undefined ? ctx : { ...ctx, progress: o.progress }, target, o.backup);
+      taken = await takeBackup(o.progress === undefined ? ctx : { ...ctx, progress: o.progress }, target, copy ? { ...o.backup, tee: (id) => copy.tee(id) } : o.backup);
     } catch (e) {
+      await copy?.cancel();
       if (!ctx.signal?.aborted) await hooks.after({ error: e }).catch(() => undefined);
       throw e;
     }
-    const recorded = (await o.record?.(taken)) as T;
-    const offsite = await copyOffsite(ctx, target, taken);
+    let recorded: T;
+    try {
+      recorded = (await o.record?.(taken)) as T;
+    } catch (e) {
+      await copy?.cancel();
+      throw e;
+    }
+    const offsite = copy ? await copy.finish(taken) : null;
     const backup = offsite ? { ...taken, meta: { ...taken.meta, offsite: offsite.state } } : taken;
     let outcome: CycleOutcome<T>;
     try {

@@ -11,8 +11,13 @@
  * the snapshot's transaction committed (the gate): a dump whose pg_dump died, whose zstd was
  * killed, or whose counts failed is never saved, even though zstd's output ended cleanly. Any failure, the save's own (disk full) included,
  * stops the whole run at once (DumpRun); the save then rejects and leaves nothing under the key.
+ * With `tee` (the offsite upload, lib/offsite/upload.ts), the same chunks go to it too, after the
+ * tap: it is ended only once the gate passed (so what it is given is the whole dump or ends in an
+ * error), destroyed with the run's error when the dump fails, and its own failure never touches
+ * the dump: a closed or failed tee is simply left behind (its backpressure slows the dump while
+ * it takes data; its S3 client's bounded timeouts bound that).
  */
-import { pipeline } from 'node:stream';
+import { pipeline, Transform, type Writable } from 'node:stream';
 import { InternalError } from '../core/errors.js';
 import { hashingTap } from '../core/hashing.js';
 import type { Progress } from '../core/terminal.js';
@@ -40,7 +45,7 @@ export interface Streamed {
  * otherwise. A rejection after the save (the session's close failing) leaves the saved dump for
  * the caller to remove.
  */
-export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesses, o: { project: string; environment: string; id: string; snapshot: string; bar?: Progress | null; exclusions?: Exclusions }): Promise<Streamed> {
+export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesses, o: { project: string; environment: string; id: string; snapshot: string; bar?: Progress | null; exclusions?: Exclusions; tee?: Writable | null }): Promise<Streamed> {
   const ex = o.exclusions && o.exclusions.excludeTables.length + o.exclusions.excludeTableData.length ? o.exclusions : null;
   // A partial backup's exclusions resolved first, in the snapshot, so its excluded tables are never counted.
   const partial = ex ? run.watch(p.session.query(exclusionsSql(ex)).then((out) => parseExclusions(out, ex))) : Promise.resolve(null);
@@ -57,9 +62,11 @@ export async function streamDump(repo: Repository, run: DumpRun, p: DumpProcesse
   closed.catch(() => undefined); // awaited below, or the run already failed
   const tap = hashingTap(gate);
   // Errors of zstd's stdout or of the tap (the save destroys it with its own, e.g. ENOSPC) stop the run at once.
-  pipeline(p.zstd.stdout, tap.stream, (e) => e && run.stop(e));
+  const tee = o.tee ? teeTo(o.tee) : null;
+  if (tee) pipeline(p.zstd.stdout, tap.stream, tee, (e) => e && run.stop(e));
+  else pipeline(p.zstd.stdout, tap.stream, (e) => e && run.stop(e));
 
-  const saving = run.watch(repo.saveDump(o.project, o.environment, o.id, tap.stream, { signal: run.signal }));
+  const saving = run.watch(repo.saveDump(o.project, o.environment, o.id, tee ?? tap.stream, { signal: run.signal }));
   p.dump.stdin.end(o.snapshot + '\n');
   const progress = progressReporter(o.bar ?? null, tap.bytes);
   const [saved, tables] = await Promise.all([saving, gate]).finally(() => progress.stop());
@@ -79,4 +86,46 @@ function progressReporter(bar: Progress | null, bytes: () => number) {
       bar.stop();
     },
   };
+}
+
+/**
+ * A pass-through that also writes every chunk to `dest`, waiting on its backpressure, until `dest`
+ * closes or fails: from then on it is left alone and the chunks only pass. Ended, it ends `dest`;
+ * destroyed before that (the dump failed), it destroys `dest` with the error.
+ */
+export function teeTo(dest: Writable): Transform {
+  let gone = dest.destroyed || dest.writableEnded;
+  let waiting: (() => void) | null = null;
+  const release = () => {
+    const w = waiting;
+    waiting = null;
+    w?.();
+  };
+  const leave = () => {
+    gone = true;
+    release();
+  };
+  dest.once('close', leave);
+  dest.on('error', leave);
+  dest.on('drain', release);
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (gone || dest.write(chunk)) return cb(null, chunk);
+      waiting = () => cb(null, chunk);
+    },
+    flush(cb) {
+      if (!gone) {
+        gone = true;
+        dest.end();
+      }
+      cb();
+    },
+    destroy(err, cb) {
+      if (!gone) {
+        gone = true;
+        dest.destroy(err ?? new Error('the dump ended early'));
+      }
+      cb(err);
+    },
+  });
 }

@@ -15,6 +15,7 @@
  * command's stderr (failure.ts). Nothing here touches backup_root but through the repository.
  */
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import type { Target } from '../config/load.js';
 import { targetLogger } from '../core/log.js';
 import { redact } from '../core/redact.js';
@@ -35,6 +36,8 @@ export interface BackupOptions {
   release?: string | null;
   /** Overrides the target's backup.lock_wait_timeout. */
   lockWaitTimeoutMs?: number;
+  /** Given the new backup's id, where the dump's bytes go too as they are produced (the offsite upload; lib/backup/pipeline.ts teeTo). */
+  tee?: (id: string) => Writable | null;
 }
 
 /** Take the backup. The caller holds the target's lock. Returns the stored backup. */
@@ -73,7 +76,7 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
 
     step('stream pg_dump → zstd → sha256 → the store, counting rows in the same snapshot');
     const bar = term.shows ? term.progress(`dump ${target.database}`, await previousSize(ctx, target)) : null;
-    const streamed = await streamDump(ctx.repo, run, procs, { project, environment, id, snapshot: pre.snapshot, bar, exclusions });
+    const streamed = await streamDump(ctx.repo, run, procs, { project, environment, id, snapshot: pre.snapshot, bar, exclusions, tee: opts.tee?.(id) });
 
     step('write the metadata, last');
     const meta = backupMetadata(target, { id, type: opts.type, release: opts.release ?? null, startedAt, durationMs: Math.round(performance.now() - t0), level, container: sh.container ?? null, preflight: pre, streamed });

@@ -69,11 +69,17 @@ const createdAt = (b: ListedBackup) => b.created_at ?? b.id.replace(/^db_(\d{4})
 
 /**
  * --offsite: the copies in each target's bucket, read from the bucket alone (lib/offsite/catalog.ts);
- * path is the object's s3:// location. A target named on the command line must have offsite configured.
+ * path is the object's s3:// location; what is not a complete copy is listed as damaged with its
+ * problem (offsite prune removes day-old objects without metadata). A target named on the command
+ * line must have offsite configured.
  */
 async function offsiteListed(ctx: Context, targets: Target[], named: boolean): Promise<ListedBackup[]> {
-  const found = await offsiteBackups(targets, ctx.env, named);
-  return found.flatMap((r) => r.backups.map((b) => ({ ...listed(b), encryption: b.meta.encryption ? { algorithm: b.meta.encryption.algorithm, recipients: b.meta.encryption.recipients } : null })));
+  const found = await offsiteBackups(targets, ctx.env, named, ctx.clock());
+  return found.flatMap((r) => [
+    ...r.backups.map((b) => ({ ...listed(b), encryption: b.meta.encryption ? { algorithm: b.meta.encryption.algorithm, recipients: b.meta.encryption.recipients } : null })),
+    // Objects without their metadata (a day old: an interrupted upload's), or metadata that does not match: incomplete, never a copy.
+    ...r.damaged.map((d) => listedDamaged(d, r.target.project, r.target.environment)),
+  ]);
 }
 
 export async function runList(ctx: Context, o: { project?: string; environment?: string; json?: boolean; offsite?: boolean }): Promise<ListedBackup[]> {

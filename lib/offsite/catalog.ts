@@ -3,11 +3,14 @@
  * host, projects.yml, the credentials and the identity are all it takes): each target's copies
  * through the same Repository code as the local backups (`new Repository(bucket)`), so a copy is
  * listed only when its metadata object exists, is valid, names its own object and that object has
- * the recorded size. Read-only.
+ * the recorded size. Anything else is damage with its problem (Repository.survey): a metadata
+ * object that does not match its object, or an object without metadata for more than a day (an
+ * upload interrupted after its object completed, whose removal failed; offsite prune sweeps it).
+ * Read-only.
  */
 import type { Target } from '../config/load.js';
 import { UsageError } from '../core/errors.js';
-import { Repository, type StoredBackup } from '../storage/repository.js';
+import { Repository, type DamagedBackup, type StoredBackup } from '../storage/repository.js';
 import { offsiteStore } from './bucket.js';
 
 /** UsageError when the target has no offsite configured. */
@@ -26,13 +29,14 @@ export async function offsiteRepository(target: Target, env: NodeJS.ProcessEnv):
  * first per target. `named`: the caller named the target(s), so one without offsite is an error
  * rather than skipped; selecting none with offsite is one too.
  */
-export async function offsiteBackups(targets: Target[], env: NodeJS.ProcessEnv, named: boolean): Promise<{ target: Target; repo: Repository; backups: StoredBackup[] }[]> {
+export async function offsiteBackups(targets: Target[], env: NodeJS.ProcessEnv, named: boolean, now: Date = new Date()): Promise<{ target: Target; repo: Repository; backups: StoredBackup[]; damaged: DamagedBackup[] }[]> {
   const withOffsite = targets.filter((t) => t.offsite);
   if (named || !withOffsite.length) for (const t of targets) requireOffsite(t);
   return Promise.all(
     withOffsite.map(async (target) => {
       const repo = await offsiteRepository(target, env);
-      return { target, repo, backups: await repo.list(target.project, target.environment) };
+      const { complete, damaged } = await repo.survey(target.project, target.environment, now);
+      return { target, repo, backups: complete, damaged };
     }),
   );
 }

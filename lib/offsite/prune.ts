@@ -13,6 +13,10 @@
  * key may not read, a put-but-not-delete policy), is kept and said why, never an error. A dry run
  * (a readOnly() bucket) plans and reads the locks, and writes nothing. Reading the bucket failing
  * throws (the caller's rule for a retention failure applies).
+ * Then the sweep of what interrupted uploads left: an object without its metadata object, last
+ * written more than a day ago, is removed (kept and said why under a lock or a refused delete),
+ * and a multipart upload unfinished for more than a day is aborted; nothing younger than a day
+ * (a live upload's) is touched, nor any object that has metadata.
  */
 import type { Target } from '../config/load.js';
 import { targetLogger } from '../core/log.js';
@@ -20,8 +24,9 @@ import { planRetention, type RetentionPlan } from '../fleet/retention.js';
 import type { Context } from '../runtime/context.js';
 import { isReadOnly, readOnly } from '../storage/dryrun.js';
 import { pinnedByDeployments } from '../storage/manifests.js';
-import { Repository, type StoredBackup } from '../storage/repository.js';
+import { Repository, type DamagedBackup, type StoredBackup } from '../storage/repository.js';
 import type { S3Store } from '../storage/s3.js';
+import type { Store } from '../storage/store.js';
 import { offsiteStore } from './bucket.js';
 
 export interface OffsitePrune {
@@ -35,6 +40,10 @@ export interface OffsitePrune {
   remove: RetentionPlan['remove'];
   /** Planned for removal but kept: under object lock, or the bucket refused the delete. */
   locked: { id: string; reason: string }[];
+  /** Objects without their metadata for more than a day (never a copy): removed (in a dry run, would be), or kept with the reason (a lock, a refused delete). */
+  orphans: { key: string; removed: boolean; reason: string }[];
+  /** Multipart uploads unfinished for more than a day: aborted (in a dry run, would be). */
+  abandoned: string[];
 }
 
 /** The object lock on `key` that has not expired yet, as a reason; null when none (or it cannot be read). */
@@ -51,7 +60,7 @@ export async function pruneOffsite(ctx: Context, target: Target, o: { bucket?: S
   const dryRun = isReadOnly(ctx.repo.store);
   const s3 = o.bucket ?? (await offsiteStore(target, {}, ctx.env));
   const repo = new Repository(dryRun ? readOnly(s3) : s3);
-  const copies = await repo.list(target.project, target.environment);
+  const { complete: copies, damaged } = await repo.survey(target.project, target.environment, now);
   const pinned = await pinnedByDeployments(repo, target.project, target.environment);
   const policy = { ...target.backup, keep_daily: settings.keep.daily, keep_weekly: settings.keep.weekly, keep_monthly: settings.keep.monthly };
   const plan = planRetention(
@@ -60,7 +69,7 @@ export async function pruneOffsite(ctx: Context, target: Target, o: { bucket?: S
     now,
     pinned,
   );
-  const result: OffsitePrune = { project: target.project, environment: target.environment, location: s3.location, dryRun, keep: plan.keep, remove: [], locked: [] };
+  const result: OffsitePrune = { project: target.project, environment: target.environment, location: s3.location, dryRun, keep: plan.keep, remove: [], locked: [], orphans: [], abandoned: [] };
   const byId = new Map<string, StoredBackup>(copies.map((c) => [c.meta.id, c]));
   for (const r of plan.remove) {
     const c = byId.get(r.id)!;
@@ -83,5 +92,47 @@ export async function pruneOffsite(ctx: Context, target: Target, o: { bucket?: S
       log.warn({ id: r.id, err: (e as Error).message }, 'offsite copy kept: the bucket refused its delete');
     }
   }
+  await sweep(s3, repo.store, damaged, now, dryRun, result, log);
   return result;
+}
+
+/** A day: no live upload is older (an upload runs under the target's lock, for minutes). */
+const ORPHAN_GRACE_MS = 86_400_000;
+
+/**
+ * What interrupted uploads left: objects without metadata (survey()'s, a day old by `now`), each
+ * removed unless its lock holds it, and multipart uploads unfinished for a day, aborted. Never a
+ * copy (an object with its metadata) and never anything younger than a day.
+ */
+async function sweep(s3: S3Store, store: Store, damaged: DamagedBackup[], now: Date, dryRun: boolean, result: OffsitePrune, log: ReturnType<typeof targetLogger>): Promise<void> {
+  for (const d of damaged) {
+    if (d.meta || !(await s3.stat(d.metaKey).then((m) => m === null))) continue; // only objects with no metadata at all
+    const info = await s3.stat(d.key);
+    if (!info || now.getTime() - info.mtime.getTime() < ORPHAN_GRACE_MS) continue;
+    const lock = await lockOf(s3, d.key, new Date());
+    if (lock) {
+      result.orphans.push({ key: d.key, removed: false, reason: `${d.problem}, kept: ${lock}` });
+      log.info({ key: `${s3.location}/${d.key}`, reason: lock }, 'offsite object without metadata kept: under its lock');
+      continue;
+    }
+    if (dryRun) {
+      result.orphans.push({ key: d.key, removed: true, reason: d.problem });
+      continue;
+    }
+    try {
+      await store.remove(d.key);
+      result.orphans.push({ key: d.key, removed: true, reason: d.problem });
+      log.info({ key: `${s3.location}/${d.key}`, reason: d.problem }, 'offsite object without metadata removed');
+    } catch (e) {
+      result.orphans.push({ key: d.key, removed: false, reason: `${d.problem}, kept: the bucket refused the delete (${(e as Error).message})` });
+    }
+  }
+  const abandoned = await store.abandoned(`${result.project}/${result.environment}/`, new Date(now.getTime() - ORPHAN_GRACE_MS));
+  for (const a of abandoned) {
+    if (!dryRun) {
+      await store.removeAbandoned(a);
+      log.info({ key: `${s3.location}/${a.key}`, started_at: a.startedAt.toISOString() }, 'unfinished offsite upload aborted');
+    }
+    result.abandoned.push(a.key);
+  }
 }

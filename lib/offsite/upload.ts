@@ -2,7 +2,8 @@
  * Copying one complete local backup to its target's offsite bucket (ARCHITECTURE "Offsite copies
  * and encryption"), as a runbook:
  *
- *   read the local dump → sha256 of the plaintext on the way → age to the recipients (when the
+ *   the dump as it is taken (startUpload's sink, fed by the backup pipeline) or read back from the
+ *   local file (uploadBackup: offsite sync) → sha256 of the plaintext on the way → age to the recipients (when the
  *   target has them) → sha256, size and per-part MD5 of the stored bytes → S3 multipart upload
  *   → the plaintext must be the local backup's (sha256, size) → the service must hold what was
  *   sent (its ETag against the MD5s of what was sent; else the object read back and hashed)
@@ -19,9 +20,10 @@
  * - An aborted signal rejects with InterruptedError (exit 130), the multipart upload aborted.
  */
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import type { Target } from '../config/load.js';
 import { VerificationError } from '../core/errors.js';
+import { hashingTap } from '../core/hashing.js';
 import type { BackupMetadata, OffsiteStatus } from '../formats/metadata.js';
 import { Age } from '../process/age.js';
 import type { Runner } from '../process/runner.js';
@@ -30,12 +32,12 @@ import type { S3Store } from '../storage/s3.js';
 import type { Store } from '../storage/store.js';
 import { offsiteKey } from './bucket.js';
 
-export const PART_SIZE = 8 * 1024 * 1024;
-
 export interface UploadOptions {
   signal?: AbortSignal;
   /** How the stored bytes are confirmed: 'etag' (the service's MD5s, read back when they differ) or 'read-back' (always). */
   verify?: 'etag' | 'read-back';
+  /** The sink is fed from the local file (uploadBackup), not the dump as it is taken: for messages. */
+  fromFile?: boolean;
   /** Told the bytes of the local dump read so far, as they are read (a terminal's bar). */
   onBytes?: (n: number) => void;
 }
@@ -111,52 +113,99 @@ async function confirm(bucket: S3Store, key: string, sent: { sha256: string; byt
   return 'read-back';
 }
 
-/** Upload `local` (a complete backup in `localStore`) to `bucket`. See the header for the promises. */
-export async function uploadBackup(runner: Runner, target: Target, local: StoredBackup, localStore: Store, bucket: S3Store, o: UploadOptions = {}): Promise<Uploaded> {
+/**
+ * One copy's upload, opened before its bytes exist: what `sink` is given (the plaintext dump, as
+ * it is produced or as it is read back from the local file) goes through age into a multipart
+ * upload at once; finish() then confirms it and writes its metadata object, LAST.
+ */
+export interface UploadSession {
+  key: string;
+  /**
+   * Where the plaintext dump goes: written and ended by the caller. Destroying it (with an error)
+   * gives up: the multipart upload is aborted. It closes by itself when the upload fails, so a
+   * producer that feeds it must stop writing then (and go on with its own work).
+   */
+  sink: Writable;
+  /**
+   * Once the sink has ended and `local` is complete (its metadata written): the plaintext must be
+   * `local`'s (sha256, size), the service must hold what was sent, then the copy's metadata object,
+   * then the manifests. Any failure removes the object (best effort) and rejects.
+   */
+  finish(local: StoredBackup, localStore: Store): Promise<Uploaded>;
+  /** Give up (the local backup failed): the multipart upload aborted, or the object removed if it completed. Never rejects. */
+  cancel(): Promise<void>;
+}
+
+/** Open the upload of backup `id` of `target` into `bucket`. See UploadSession and the header. */
+export function startUpload(runner: Runner, target: Target, id: string, bucket: S3Store, o: UploadOptions = {}): UploadSession {
   const ref = { project: target.project, environment: target.environment };
-  const key = offsiteKey(target, local.meta.id);
+  const key = offsiteKey(target, id);
   const recipients = target.encryption?.ageRecipients;
-  const plain = hasher(PART_SIZE);
-  const stored = hasher(PART_SIZE);
-  const source = await localStore.load(local.key);
-  source.once('error', (e) => plain.stream.destroy(e));
-  source.pipe(plain.stream);
-  let read = 0;
-  if (o.onBytes) source.on('data', (c: Buffer) => o.onBytes!((read += c.length)));
+  const plain = hashingTap();
+  const stored = hasher(bucket.partSize);
   const bytes = recipients ? new Age(runner).encrypt(plain.stream, recipients, { signal: o.signal, target: ref }) : plain.stream;
   bytes.once('error', (e) => stored.stream.destroy(e));
   bytes.pipe(stored.stream);
-  try {
-    await bucket.save(key, stored.stream, { signal: o.signal });
-  } catch (e) {
-    // Stop what feeds the upload: the local read, and age (it would wait on its input forever).
-    source.destroy();
-    plain.stream.destroy(new Error('the upload ended'));
-    throw e;
-  }
-  try {
-    const p = plain.result();
-    if (p.sha256 !== local.meta.sha256 || p.bytes !== local.meta.size_bytes)
-      throw new VerificationError(`${local.path}: the local dump read for upload is not the backup (sha256 ${p.sha256}, ${p.bytes} bytes; metadata says ${local.meta.sha256}, ${local.meta.size_bytes}); nothing kept offsite`, ref);
-    const s = stored.result();
-    const verifiedBy = await confirm(bucket, key, s, o);
-    const { offsite: _local, ...rest } = local.meta;
-    const meta: BackupMetadata = {
-      ...rest,
-      file: key.slice(key.lastIndexOf('/') + 1),
-      size_bytes: s.bytes,
-      sha256: s.sha256,
-      encryption: recipients ? { algorithm: 'age', recipients: [...recipients], plaintext_sha256: p.sha256, plaintext_size_bytes: p.bytes } : null,
-    };
-    const repo = new Repository(bucket);
-    await repo.saveMetadata(meta);
-    const { metaKey } = repo.stored(meta);
-    await copyManifests(localStore, bucket, target);
-    return { key, metaKey, stored: meta, verifiedBy };
-  } catch (e) {
-    await bucket.remove(key).catch(() => undefined);
-    throw e;
-  }
+  let saved = false;
+  const saving = bucket.save(key, stored.stream, { signal: o.signal }).then(
+    () => {
+      saved = true;
+    },
+    (e: unknown) => {
+      // Stop what feeds the upload: the sink closes (its producer stops writing), and age with it.
+      plain.stream.destroy(new Error('the upload ended'));
+      throw e;
+    },
+  );
+  saving.catch(() => undefined); // finish() or cancel() has it
+  const removeObject = () => (saved ? bucket.remove(key).then(() => undefined, () => undefined) : Promise.resolve());
+  return {
+    key,
+    sink: plain.stream,
+    async finish(local, localStore) {
+      await saving;
+      try {
+        const p = { sha256: plain.digest(), bytes: plain.bytes() };
+        if (p.sha256 !== local.meta.sha256 || p.bytes !== local.meta.size_bytes)
+          throw new VerificationError(`${local.path}: the ${o.fromFile ? 'local dump read for upload' : 'dump sent offsite'} is not the backup (sha256 ${p.sha256}, ${p.bytes} bytes; metadata says ${local.meta.sha256}, ${local.meta.size_bytes}); nothing kept offsite`, ref);
+        const s = stored.result();
+        const verifiedBy = await confirm(bucket, key, s, o);
+        const { offsite: _local, ...rest } = local.meta;
+        const meta: BackupMetadata = {
+          ...rest,
+          file: key.slice(key.lastIndexOf('/') + 1),
+          size_bytes: s.bytes,
+          sha256: s.sha256,
+          encryption: recipients ? { algorithm: 'age', recipients: [...recipients], plaintext_sha256: p.sha256, plaintext_size_bytes: p.bytes } : null,
+        };
+        const repo = new Repository(bucket);
+        await repo.saveMetadata(meta);
+        const { metaKey } = repo.stored(meta);
+        await copyManifests(localStore, bucket, target);
+        return { key, metaKey, stored: meta, verifiedBy };
+      } catch (e) {
+        await removeObject();
+        throw e;
+      }
+    },
+    async cancel() {
+      if (!plain.stream.writableEnded) plain.stream.destroy(new Error('the local backup failed'));
+      await saving.then(removeObject, () => undefined);
+    },
+  };
+}
+
+/** Upload `local` (a complete backup in `localStore`) to `bucket`, read back from its file. See the header for the promises. */
+export async function uploadBackup(runner: Runner, target: Target, local: StoredBackup, localStore: Store, bucket: S3Store, o: UploadOptions = {}): Promise<Uploaded> {
+  const source = await localStore.load(local.key);
+  const up = startUpload(runner, target, local.meta.id, bucket, { ...o, fromFile: true });
+  source.once('error', (e) => up.sink.destroy(e));
+  // The sink closes when the upload fails: stop reading the file then.
+  up.sink.once('close', () => source.destroy());
+  let read = 0;
+  if (o.onBytes) source.on('data', (c: Buffer) => o.onBytes!((read += c.length)));
+  source.pipe(up.sink);
+  return up.finish(local, localStore);
 }
 
 /**

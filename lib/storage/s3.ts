@@ -57,6 +57,8 @@ export interface ObjectHead {
 const reasonOf = (signal: AbortSignal) => (signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? 'SIGINT'));
 
 const MiB = 1024 * 1024;
+const PART_SIZE = 8 * MiB;
+const QUEUE_SIZE = 2;
 
 export class S3Store implements Store {
   readonly location: string;
@@ -71,6 +73,11 @@ export class S3Store implements Store {
     this.location = `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
     this.now = o.now ?? (() => new Date());
     ({ client: this.client, secrets: this.secrets } = makeS3Client(o));
+  }
+
+  /** The size of a multipart upload's parts (the last one smaller): what the object's ETag is made of. */
+  get partSize(): number {
+    return this.o.partSize ?? PART_SIZE;
   }
 
   private full(key: string): string {
@@ -110,11 +117,11 @@ export class S3Store implements Store {
     source.pipe(signal ? addAbortSignal(signal, counted) : counted);
     const lock = this.o.objectLock;
     const retainUntil = lock ? new Date(this.now().getTime() + lock.days * 86_400_000) : undefined;
-    const partSize = this.o.partSize ?? 8 * MiB;
+    const partSize = this.partSize;
     const upload = new Upload({
       client: this.client,
       partSize,
-      queueSize: 2,
+      queueSize: QUEUE_SIZE,
       params: {
         Bucket: this.bucket,
         Key,
