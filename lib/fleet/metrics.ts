@@ -26,7 +26,8 @@
  * The offsite series come from the local metadata (`offsite.status`), never from the bucket: a
  * metrics run makes no network request.
  *
- * Point-in-time recovery, one series per target too (its cluster's values; 0 and NaN as below),
+ * Point-in-time recovery, one series per PITR target (its cluster's values; 0 and NaN as below; a target
+ * without PITR has only pgfleet_pitr_enabled 0),
  * from `pitr` (lib/pitr/status.ts pitrSeries: the cluster's archive, and pg_stat_archiver):
  *   pgfleet_pitr_enabled                             1 when database.pitr is enabled
  *   pgfleet_pitr_window_start_timestamp_seconds      the restorable window's earliest point (0: none)
@@ -120,7 +121,8 @@ export function renderMetrics(rows: readonly { target: Target; facts: TargetFact
   }
   for (const [name, help, value] of PITR_FAMILIES) {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    for (const { target, pitr } of rows) lines.push(`${name}${labels(target)} ${value(pitr ?? null)}`);
+    // A target without PITR has only pgfleet_pitr_enabled 0: the other series do not apply to it (absent, not NaN).
+    for (const { target, pitr } of rows) if (pitr || name === 'pgfleet_pitr_enabled') lines.push(`${name}${labels(target)} ${value(pitr ?? null)}`);
   }
   return lines.join('\n') + '\n';
 }

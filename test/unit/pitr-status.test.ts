@@ -54,7 +54,7 @@ describe('pitrFacts', () => {
 });
 
 describe('PITR metrics series', () => {
-  it('the window, the newest segment, the archiver and the chain, per target; a target without PITR gets 0 and NaN', () => {
+  it('the window, the newest segment, the archiver and the chain, per target; a target without PITR gets only pgfleet_pitr_enabled 0', () => {
     const f = facts({ segments: [seg(2, '2026-03-01T10:00:00Z'), seg(3, '2026-03-01T11:58:00Z')], bases: [base('base_20260301_100000Z', '0/2000028', '2026-03-01T10:00:05Z')], archiver: { ...ok, failed_count: 2 } });
     const t = (project: string) => ({ project, environment: 'production', backup: { enabled: true } }) as unknown as Target;
     const text = renderMetrics([{ target: t('acme'), facts: targetFacts([]), pitr: seriesOf(f) }, { target: t('plain'), facts: targetFacts([]), pitr: null }]);
@@ -69,7 +69,8 @@ describe('PITR metrics series', () => {
     expect(value('pgfleet_pitr_base_backup_count', 'acme')).toBe('1');
     expect(value('pgfleet_pitr_chain_verification_last_success', 'acme')).toBe('0');
     expect(value('pgfleet_pitr_enabled', 'plain')).toBe('0');
-    expect(value('pgfleet_pitr_wal_newest_age_seconds', 'plain')).toBe('NaN');
+    expect(value('pgfleet_pitr_wal_newest_age_seconds', 'plain')).toBeUndefined();
+    expect(value('pgfleet_pitr_base_backup_count', 'plain')).toBeUndefined();
     expect(text).toContain('# TYPE pgfleet_pitr_window_end_timestamp_seconds gauge');
   });
 });
