@@ -58,11 +58,13 @@ describe('pings', () => {
   it('a run that exits 0: <url>/start as it begins, then <url>, in order; the URL never logged', async () => {
     const { ctx: c, logs } = ctx();
     let during: string[] = [];
+    // The work waits (bounded) for the start ping to arrive rather than a fixed 50 ms, which a loaded
+    // machine overran; a generous timeout, as a slow start ping retried would be received twice.
     const r = await withPings(c, 'scheduled-backup', async () => {
-      await new Promise((res) => setTimeout(res, 50));
+      for (const t0 = Date.now(); received.length === 0 && Date.now() - t0 < 10_000; ) await new Promise((res) => setTimeout(res, 10));
       during = received.map((x) => x.path);
       return 0;
-    }, fast);
+    }, { ...fast, timeoutMs: 10_000 });
     expect(r).toBe(0);
     expect(during).toEqual([`/ping/${UUID}/start`]); // sent while the work runs
     expect(received.map((x) => x.path)).toEqual([`/ping/${UUID}/start`, `/ping/${UUID}`]);
