@@ -5,6 +5,11 @@
  *   select the targets with offsite → per target, under its lock: plan, upload each pending
  *   backup, abort the unfinished uploads interrupted runs left → one line per target and per backup → metrics
  *
+ * Then each PITR cluster of those targets (lib/pitr/offsite.ts): its base backups not yet in the
+ * bucket and the WAL the bucket lacks (from the oldest base backup it holds), one line per
+ * cluster and bucket; no lock (the uploads are idempotent, each object before its record, so a
+ * concurrent intake's upload of the same file is harmless), a failure exits 1.
+ *
  * Idempotent: a second run finds nothing pending. A dry run takes no lock and writes nothing
  * (local and bucket stores read-only): it lists what would be uploaded. Exit 0 when every pending
  * backup now has its copy; 1 when one failed (it stays pending, its error recorded and shown);
@@ -15,12 +20,16 @@ import { EXIT, InterruptedError, LockBusyError, UsageError, type ExitCode } from
 import { targetLogger } from '../core/log.js';
 import { writeMetrics } from '../fleet/metrics.js';
 import { pitrSeries } from '../pitr/status.js';
+import { pitrClusters } from '../pitr/cluster.js';
+import { clusterSyncFailed, clusterSyncLine, syncCluster, type ClusterSync } from '../pitr/offsite.js';
 import { syncTarget, type TargetSync } from '../offsite/sync.js';
 import { dryRunContext, type Context } from '../runtime/context.js';
 import { withLock } from '../storage/lock.js';
 
 export interface OffsiteSyncResult {
   targets: (TargetSync | { project: string; environment: string; error: string; busy: boolean })[];
+  /** Per PITR cluster and bucket: the base backups and WAL uploaded (in a dry run: to upload). */
+  clusters: ClusterSync[];
   exitCode: ExitCode;
 }
 
@@ -28,6 +37,7 @@ export async function runOffsiteSync(ctx: Context, o: { project?: string; enviro
   const targets = selectTargets(ctx.config, o.project, o.environment).filter((t) => t.offsite);
   if (!targets.length) throw new UsageError(`offsite sync: no target${o.project ? ` of ${o.project}${o.environment ? `/${o.environment}` : ''}` : ''} has offsite configured (platform.offsite or database.offsite)`);
   const results: OffsiteSyncResult['targets'] = [];
+  const clusters: ClusterSync[] = [];
   for (const t of targets) {
     const name = `${t.project}/${t.environment}`;
     try {
@@ -42,10 +52,18 @@ export async function runOffsiteSync(ctx: Context, o: { project?: string; enviro
       targetLogger(ctx.logger, t).error({ err: (e as Error).message }, busy ? 'offsite sync skipped: target busy' : 'offsite sync failed');
     }
   }
+  let clusterFailed = false;
+  for (const c of pitrClusters(ctx.config, targets)) {
+    for (const r of await syncCluster(o.dryRun ? dryRunContext(ctx) : ctx, c)) {
+      ctx.out(clusterSyncLine(r));
+      clusterFailed ||= clusterSyncFailed(r);
+      clusters.push(r);
+    }
+  }
   if (!o.dryRun) await writeMetrics(ctx, pitrSeries(ctx));
-  const failed = results.some((r) => ('error' in r && !r.busy) || ('items' in r && r.items.some((i) => i.status === 'pending')));
+  const failed = clusterFailed || results.some((r) => ('error' in r && !r.busy) || ('items' in r && r.items.some((i) => i.status === 'pending')));
   const busy = results.some((r) => 'busy' in r && r.busy);
-  return { targets: results, exitCode: failed ? EXIT.FAILED : busy ? EXIT.LOCKED : EXIT.OK };
+  return { targets: results, clusters, exitCode: failed ? EXIT.FAILED : busy ? EXIT.LOCKED : EXIT.OK };
 }
 
 function print(ctx: Context, r: TargetSync): void {

@@ -12,7 +12,9 @@
  * there fails the target (exit 1), what local retention did stays done.
  * Then each PITR cluster of those targets (lib/pitr/retention.ts, under the cluster's lock): base
  * backups beyond keep_base_backups and base_backup_retention, and the WAL no kept one needs; a
- * dry run says why each base backup and the WAL stays. A cluster's failure fails the run (exit 1).
+ * dry run says why each base backup and the WAL stays. Then the same over the cluster's copies in
+ * each bucket of its targets (lib/pitr/offsite.ts: never a segment a kept base backup needs; what
+ * an object lock holds is kept with the reason). A cluster's failure fails the run (exit 1).
  */
 import path from 'node:path';
 import { selectTargets } from '../config/load.js';
@@ -26,7 +28,8 @@ import { pruneTarget, removeDamaged, type TargetPrune } from '../fleet/prune.js'
 import { findTarget } from '../config/load.js';
 import { pruneOffsite, type OffsitePrune } from '../offsite/prune.js';
 import { Board } from '../core/board.js';
-import { pitrClusters } from '../pitr/cluster.js';
+import { pitrClusters, withClusterLock } from '../pitr/cluster.js';
+import { bucketPruneLines, destinations, pruneBucketCluster } from '../pitr/offsite.js';
 import { clusterPruneLines, pruneCluster } from '../pitr/retention.js';
 
 export interface PruneResult {
@@ -65,6 +68,11 @@ export async function runPrune(ctx: Context, o: { project?: string; environment?
   for (const c of pitrClusters(ctx.config, targets)) {
     try {
       for (const l of clusterPruneLines(await pruneCluster(o.dryRun ? dryRunContext(ctx) : ctx, c))) ctx.out(l);
+      // The same rules over its copies in each bucket of its targets (lib/pitr/offsite.ts; a lock keeps what it holds, and the WAL that needs).
+      for (const d of destinations(c)) {
+        const r = o.dryRun ? await pruneBucketCluster(dryRunContext(ctx), c, d) : await withClusterLock(ctx, c, 'prune', () => pruneBucketCluster(ctx, c, d));
+        for (const l of bucketPruneLines(r)) ctx.out(l);
+      }
     } catch (e) {
       const busy = e instanceof LockBusyError;
       results.push({ project: `cluster ${c.container}`, environment: '', error: (e as Error).message, busy });

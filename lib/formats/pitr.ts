@@ -6,10 +6,16 @@
  *   base/<id>.tar.zst      a base backup: pg_basebackup's tar (-Ft -X fetch), zstd-compressed
  *   base/<id>.tar.zst.json its metadata (BaseBackupMetadata), written last
  *
+ * In the offsite bucket the same keys, `.age` after the object's name when it is encrypted
+ * (wal/<name>.zst.age, base/<id>.tar.zst.age, each with `.json` after that), and the record or
+ * metadata of the copy: size_bytes/sha256 of the stored (encrypted) bytes and `encryption` saying
+ * to whom, with the plaintext's (the local object's) sha256 and size (lib/pitr/offsite.ts).
+ *
  * zod is the source; schemas/wal-record.schema.json and schemas/base-backup-metadata.schema.json
  * are generated from these.
  */
 import { z } from 'zod';
+import { Encryption, OffsiteState } from './metadata.js';
 
 const iso = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/, { message: 'expected a UTC ISO-8601 time' });
 const SHA256 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -43,6 +49,8 @@ export const WalRecord = z.strictObject({
   /** When the archiver wrote it into the landing directory (the file's mtime). */
   archived_at: iso,
   taken_at: iso,
+  /** Only on a copy in the bucket encrypted with age: `stored` is then the encrypted object's, plaintext_* the local `.zst`'s. */
+  encryption: Encryption.optional(),
 });
 export type WalRecord = z.infer<typeof WalRecord>;
 
@@ -52,7 +60,8 @@ export const BaseBackupMetadata = z.strictObject({
   format_version: z.literal(1),
   id: z.string().regex(BASE_BACKUP_ID),
   container: z.string().min(1),
-  file: z.string().regex(/^base_\d{8}_\d{6}Z(_\d+)?\.tar\.zst$/),
+  /** `.age` only on an encrypted copy in the bucket. */
+  file: z.string().regex(/^base_\d{8}_\d{6}Z(_\d+)?\.tar\.zst(\.age)?$/),
   size_bytes: z.number().int().min(0),
   sha256: SHA256,
   compression: z.strictObject({ algorithm: z.literal('zstd'), level: z.number().int() }),
@@ -70,6 +79,10 @@ export const BaseBackupMetadata = z.strictObject({
   databases: z.array(z.string()),
   pg_basebackup_version: z.string(),
   pgfleet_version: z.string(),
+  /** Only on an encrypted copy in the bucket: size_bytes/sha256 are the stored bytes', plaintext_* the local tar.zst's. */
+  encryption: Encryption.optional(),
+  /** In LOCAL metadata, where offsite is configured: its copy in the bucket, 'uploaded' or 'pending' (offsite sync catches up). */
+  offsite: OffsiteState.optional(),
   /** The latest verification of its chain (verify-backups): recovered to the end of the archive. */
   verification: z
     .strictObject({

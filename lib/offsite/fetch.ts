@@ -57,7 +57,7 @@ export function plaintextView(m: BackupMetadata): BackupMetadata {
  * is read: it must exist and hold an identity of one of the copy's recipients (age-keygen -y names
  * its public keys). null for an unencrypted copy. Throws AgeError: no-identity (exit 2) or wrong-identity.
  */
-export async function checkIdentity(runner: Runner, meta: BackupMetadata, env: NodeJS.ProcessEnv, target?: TargetRef): Promise<string | null> {
+export async function checkIdentity(runner: Runner, meta: Pick<BackupMetadata, 'id' | 'encryption'>, env: NodeJS.ProcessEnv, target?: TargetRef): Promise<string | null> {
   if (!meta.encryption) return null;
   const file = identityFileFrom(env);
   let mine: string[];
@@ -103,7 +103,11 @@ export function remoteDump(runner: Runner, store: Store, b: StoredBackup, identi
   return { path: where, stored, meta: plaintextView(stored), open: (signal) => openRemote(runner, store, b.key, where, stored, identityFile, signal, target) };
 }
 
-function openRemote(runner: Runner, store: Store, key: string, where: string, stored: BackupMetadata, identityFile: string | null, signal: AbortSignal | undefined, target?: TargetRef): HashedRead {
+/**
+ * A fresh read of the object `key` of `store`, decrypted (remoteDump's, and a PITR copy's:
+ * lib/pitr/offsite.ts): `stored` says the stored bytes' size and sha256 and how they are encrypted.
+ */
+export function openRemote(runner: Runner, store: Store, key: string, where: string, stored: Pick<BackupMetadata, 'size_bytes' | 'sha256'> & { encryption?: BackupMetadata['encryption'] }, identityFile: string | null, signal: AbortSignal | undefined, target?: TargetRef): HashedRead {
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   const raw = tap();
   const plain = tap();

@@ -71,29 +71,41 @@ export async function pruneOffsite(ctx: Context, target: Target, o: { bucket?: S
   );
   const result: OffsitePrune = { project: target.project, environment: target.environment, location: s3.location, dryRun, keep: plan.keep, remove: [], locked: [], orphans: [], abandoned: [] };
   const byId = new Map<string, StoredBackup>(copies.map((c) => [c.meta.id, c]));
-  for (const r of plan.remove) {
-    const c = byId.get(r.id)!;
-    // Against this host's time, not ctx.clock(): the service enforces the lock by its own clock.
-    const lock = (await lockOf(s3, c.metaKey, new Date())) ?? (await lockOf(s3, c.key, new Date()));
+  const done = await removeUnlessLocked(s3, repo.store, plan.remove.map((r) => ({ ...r, keys: [byId.get(r.id)!.metaKey, byId.get(r.id)!.key] })), dryRun);
+  result.remove.push(...done.removed);
+  result.locked.push(...done.locked);
+  for (const r of done.removed) if (!dryRun) log.info({ id: r.id, reason: r.reason, location: s3.location }, 'offsite copy removed by retention');
+  for (const r of done.refused) log.warn({ id: r.id, err: r.error }, 'offsite copy kept: the bucket refused its delete');
+  await sweep(s3, repo.store, damaged, now, dryRun, result, log);
+  return result;
+}
+
+/**
+ * Objects retention decided to remove, each given as its keys in removal order (its metadata or
+ * record first: it stops being a copy, so a half-removed one is never taken for whole): each kept
+ * instead, with the reason, when a key is under an object lock that has not expired (read
+ * against this host's time, not ctx.clock(): the service enforces it by its own) or the bucket
+ * refuses the delete. A dry run (`dryRun`, `store` read-only) reads the locks and removes nothing.
+ * Shared by the dumps' copies and the PITR files' (lib/pitr/offsite.ts).
+ */
+export async function removeUnlessLocked(s3: S3Store, store: Store, items: readonly { id: string; reason: string; keys: readonly string[] }[], dryRun: boolean): Promise<{ removed: { id: string; reason: string }[]; locked: { id: string; reason: string }[]; refused: { id: string; error: string }[] }> {
+  const out = { removed: [] as { id: string; reason: string }[], locked: [] as { id: string; reason: string }[], refused: [] as { id: string; error: string }[] };
+  for (const it of items) {
+    let lock: string | null = null;
+    for (const k of it.keys) if ((lock = await lockOf(s3, k, new Date()))) break;
     if (lock) {
-      result.locked.push({ id: r.id, reason: `${r.reason}, but kept: ${lock}` });
-      continue;
-    }
-    if (dryRun) {
-      result.remove.push(r);
+      out.locked.push({ id: it.id, reason: `${it.reason}, but kept: ${lock}` });
       continue;
     }
     try {
-      await repo.remove(c);
-      result.remove.push(r);
-      log.info({ id: r.id, reason: r.reason, location: s3.location }, 'offsite copy removed by retention');
+      if (!dryRun) for (const k of it.keys) await store.remove(k);
+      out.removed.push({ id: it.id, reason: it.reason });
     } catch (e) {
-      result.locked.push({ id: r.id, reason: `${r.reason}, but kept: the bucket refused the delete (${(e as Error).message})` });
-      log.warn({ id: r.id, err: (e as Error).message }, 'offsite copy kept: the bucket refused its delete');
+      out.locked.push({ id: it.id, reason: `${it.reason}, but kept: the bucket refused the delete (${(e as Error).message})` });
+      out.refused.push({ id: it.id, error: (e as Error).message });
     }
   }
-  await sweep(s3, repo.store, damaged, now, dryRun, result, log);
-  return result;
+  return out;
 }
 
 /** A day: no live upload is older (an upload runs under the target's lock, for minutes). */

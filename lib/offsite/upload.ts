@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import { Transform, type Readable, type Writable } from 'node:stream';
 import type { Target } from '../config/load.js';
-import { VerificationError } from '../core/errors.js';
+import { VerificationError, type TargetRef } from '../core/errors.js';
 import { hashingTap } from '../core/hashing.js';
 import type { BackupMetadata, OffsiteStatus } from '../formats/metadata.js';
 import { Age } from '../process/age.js';
@@ -193,6 +193,36 @@ export function startUpload(runner: Runner, target: Target, id: string, bucket: 
       await saving.then(removeObject, () => undefined);
     },
   };
+}
+
+/**
+ * One object of a local store uploaded whole under `key` (a PITR base backup or WAL file, whose
+ * record or metadata object the caller writes after, LAST): `source` streamed through age to
+ * `recipients` when given, the plaintext's sha256 and size checked against `expect` (the local
+ * record's), the stored bytes confirmed as the dumps' are (ETag, else read back). Any failure
+ * removes the object (best effort) and rejects; an aborted signal: InterruptedError.
+ */
+export async function uploadObject(runner: Runner, bucket: S3Store, key: string, source: Readable, o: UploadOptions & { recipients?: readonly string[]; expect: { sha256: string; bytes: number }; target?: TargetRef }): Promise<{ sha256: string; bytes: number; verifiedBy: 'etag' | 'read-back' }> {
+  const plain = hashingTap();
+  source.once('error', (e) => plain.stream.destroy(e));
+  source.pipe(plain.stream);
+  const stored = hasher(bucket.partSize);
+  const bytes = o.recipients?.length ? new Age(runner).encrypt(plain.stream, o.recipients, { signal: o.signal, target: o.target }) : plain.stream;
+  bytes.once('error', (e) => stored.stream.destroy(e));
+  bytes.pipe(stored.stream);
+  let saved = false;
+  try {
+    await bucket.save(key, stored.stream, { signal: o.signal });
+    saved = true;
+    if (plain.digest() !== o.expect.sha256 || plain.bytes() !== o.expect.bytes)
+      throw new VerificationError(`${bucket.location}/${key}: the local file read for upload is not the one recorded (${plain.bytes()} bytes read, ${o.expect.bytes} recorded): changed or damaged on this host; nothing kept offsite`, o.target);
+    const s = stored.result();
+    return { sha256: s.sha256, bytes: s.bytes, verifiedBy: await confirm(bucket, key, s, o) };
+  } catch (e) {
+    source.destroy();
+    if (saved) await bucket.remove(key).catch(() => undefined);
+    throw e;
+  }
 }
 
 /** Upload `local` (a complete backup in `localStore`) to `bucket`, read back from its file. See the header for the promises. */

@@ -3,7 +3,9 @@
  * backup_root, or a bucket), under `_clusters/<container>/` (the layout is lib/formats/pitr.ts's):
  * WAL in `wal/`, base backups in `base/`. Every object is saved atomically (Store.save); a WAL
  * file or a base backup counts only once its record or metadata, written last, exists and passes
- * its schema. Records that do not are returned as problems, never skipped silently.
+ * its schema. Records that do not are returned as problems, never skipped silently. Over the
+ * offsite bucket (lib/pitr/offsite.ts) the same class reads the copies: a record or metadata names
+ * its object (`.age` after the local name when encrypted), and is that key + `.json`.
  */
 import type { Readable } from 'node:stream';
 import { schemaProblems } from '../core/schema-files.js';
@@ -47,33 +49,43 @@ export class ClusterArchive {
   baseMetaKey(id: string): string {
     return this.baseKey(id) + JSON_EXT;
   }
+  /**
+   * The object a record or metadata names (its `stored.file` / `file`): the local keys above, or
+   * in the bucket `….age` when the copy is encrypted. Its record or metadata is this key + `.json`.
+   */
+  walStoredKey(r: Pick<WalRecord, 'stored'>): string {
+    return joinKey(this.prefix, 'wal', r.stored.file);
+  }
+  baseStoredKey(m: Pick<BaseBackupMetadata, 'file'>): string {
+    return joinKey(this.prefix, 'base', m.file);
+  }
 
   saveWal(name: string, data: Readable, o?: SaveOptions): Promise<SaveResult> {
     return this.store.save(this.walKey(name), data, o);
   }
   async saveWalRecord(r: WalRecord): Promise<void> {
-    await this.store.save(this.walRecordKey(r.name), JSON.stringify(r, null, 2) + '\n');
+    await this.store.save(this.walStoredKey(r) + JSON_EXT, JSON.stringify(r, null, 2) + '\n');
   }
   saveBase(id: string, data: Readable, o?: SaveOptions): Promise<SaveResult> {
     return this.store.save(this.baseKey(id), data, o);
   }
   async saveBaseMeta(m: BaseBackupMetadata): Promise<void> {
-    await this.store.save(this.baseMetaKey(m.id), JSON.stringify(m, null, 2) + '\n');
+    await this.store.save(this.baseStoredKey(m) + JSON_EXT, JSON.stringify(m, null, 2) + '\n');
   }
 
   /** Every WAL record, by name. */
   walRecords(): Promise<Listed<WalRecord>> {
-    return this.readAll(this.walPrefix, 'wal-record', (r: WalRecord, key) => (this.walRecordKey(r.name) === key ? null : `names ${r.name}, not its own file`));
+    return this.readAll(this.walPrefix, 'wal-record', (r: WalRecord, key) => (this.walStoredKey(r) + JSON_EXT === key && [`${r.name}.zst`, `${r.name}.zst.age`].includes(r.stored.file) ? null : `names ${r.name}, not its own file`));
   }
 
   /** Every base backup whose metadata is valid and whose tar has the recorded size, oldest first. */
   async baseBackups(): Promise<Listed<BaseBackupMetadata>> {
-    const metas = await this.readAll(this.basePrefix, 'base-backup-metadata', (m: BaseBackupMetadata, key) => (this.baseMetaKey(m.id) === key ? null : `names ${m.id}, not its own file`));
+    const metas = await this.readAll(this.basePrefix, 'base-backup-metadata', (m: BaseBackupMetadata, key) => (this.baseStoredKey(m) + JSON_EXT === key && m.file.startsWith(`${m.id}.`) ? null : `names ${m.id}, not its own file`));
     const items: BaseBackupMetadata[] = [];
     for (const m of metas.items) {
-      const st = await this.store.stat(this.baseKey(m.id));
-      if (!st) metas.problems.push(`${this.baseKey(m.id)}: missing (its metadata exists)`);
-      else if (st.size !== m.size_bytes) metas.problems.push(`${this.baseKey(m.id)}: ${st.size} bytes, metadata says ${m.size_bytes}`);
+      const st = await this.store.stat(this.baseStoredKey(m));
+      if (!st) metas.problems.push(`${this.baseStoredKey(m)}: missing (its metadata exists)`);
+      else if (st.size !== m.size_bytes) metas.problems.push(`${this.baseStoredKey(m)}: ${st.size} bytes, metadata says ${m.size_bytes}`);
       else items.push(m);
     }
     return { items, problems: metas.problems };
