@@ -121,7 +121,7 @@ export const DEFAULTS = {
   keep_weekly: 4,
   keep_monthly: 12,
   pre_migration_days: 90,
-  compression_level: 3,
+  compression_level: 2,
   lock_wait_timeout: '5m',
   hook_timeout: '10m',
   max_wal_age: '5m',

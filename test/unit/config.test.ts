@@ -71,7 +71,7 @@ describe('the seed example and the example file', () => {
     const t = config.targets[0];
     expect(t.container).toBe('postgres-platform');
     expect(t.user).toBe('filterical_user');
-    expect(t.backup).toMatchObject({ enabled: true, retention_days: 30, verify_on_restore: true, keep_daily: 7, compression_level: 3, lock_wait_timeout_ms: 300_000 });
+    expect(t.backup).toMatchObject({ enabled: true, retention_days: 30, verify_on_restore: true, keep_daily: 7, compression_level: 2, lock_wait_timeout_ms: 300_000 });
     expect(config.platform).toMatchObject({ backupRoot: '/opt/backups', containerCli: 'docker', concurrency: 2, maxBackupAgeMs: 26 * 3600_000 });
   });
 
