@@ -21,6 +21,7 @@ import { contextFor, defaultDeps } from '../../lib/runtime/context.js';
 import { takeBackup } from '../../lib/backup/take.js';
 import { silentLogger } from '../../lib/core/log.js';
 import { backupStem, DUMP_EXT } from '../../lib/storage/repository.js';
+import { median, settle } from './measure.js';
 import type { BenchEnv, BenchSection } from './types.js';
 
 const CONTAINERS = 4;
@@ -28,10 +29,6 @@ const PER_CONTAINER = 25;
 const ROWS = 2000;
 const STATUS_TARGETS = 1000;
 const LISTED = 10_000;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const raw = (xs: number[], unit: 'ms' | 's' | 'x') => xs.map((x) => (unit === 's' ? (x / 1000).toFixed(2) : unit === 'x' ? x.toFixed(3) : x.toFixed(0))).join(' ');
 
 interface Tenant {
@@ -53,12 +50,6 @@ async function startTenants(env: BenchEnv): Promise<Tenant[]> {
     }),
   );
   return tenants.sort((a, b) => a.database.localeCompare(b.database));
-}
-
-/** Every container's dirty buffers written and the host's page cache flushed: no timed run pays for the one before. */
-async function settle(env: BenchEnv, containers: string[]): Promise<void> {
-  await Promise.all(containers.map((c) => env.sandbox.sql(c, 'postgres', 'CHECKPOINT')));
-  await env.runner.run(['sync']);
 }
 
 export const fleetSection: BenchSection = {

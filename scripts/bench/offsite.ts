@@ -14,9 +14,9 @@ import { parse, stringify } from 'yaml';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { S3Store } from '../../lib/storage/s3.js';
 import { startObjectStore } from '../sandbox/objectstore.js';
+import { median, settle as settleAll } from './measure.js';
 import type { BenchSection } from './types.js';
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const PORT = 7489;
 const BUCKET = 'pgfleet-bench';
 
@@ -42,10 +42,7 @@ export const offsiteSection: BenchSection = {
       writeFileSync(offsiteConfig, stringify(doc));
       const offsiteEnv = { ...gw.env(), PGFLEET_AGE_IDENTITY_FILE: identity };
       const sql = (q: string) => env.sandbox.sql(big.container, 'postgres', q);
-      const settle = async () => {
-        await sql('CHECKPOINT');
-        await env.runner.run(['sync']);
-      };
+      const settle = () => settleAll(env, [big.container]);
 
       const rss: number[] = [];
       const ratio = { backup: [] as number[], restore: [] as number[] };

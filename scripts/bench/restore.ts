@@ -11,9 +11,9 @@
  * (data, WAL, a staged copy); without them, the checkpoint and write-back one run leaves behind
  * land in whichever run comes next.
  */
+import { median, settle as settleAll } from './measure.js';
 import type { BenchSection } from './types.js';
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const STAGED = '/tmp/pgfleet-bench-stock.dump';
 
 export const restoreSection: BenchSection = {
@@ -22,10 +22,7 @@ export const restoreSection: BenchSection = {
     const big = await env.bigTenant();
     const cfg = ['--config', big.configFile];
     const sql = (q: string) => env.sandbox.sql(big.container, 'postgres', q);
-    const settle = async () => {
-      await sql('CHECKPOINT');
-      await env.runner.run(['sync']);
-    };
+    const settle = () => settleAll(env, [big.container]);
     const b = await env.pgfleet(['backup', 'bench', 'production', ...cfg]);
     const dump = b.stdout.trim().split('\n').pop()!;
     // The stock side's input, prepared untimed: the same dump, decompressed, inside the container.
