@@ -32,6 +32,9 @@ import type { S3Store } from '../storage/s3.js';
 import type { Store } from '../storage/store.js';
 import { offsiteKey } from './bucket.js';
 
+/** How much of the plaintext an upload holds before its producer waits (memory: at most this, once). */
+const SINK_BUFFER = 8 * 1024 * 1024;
+
 export interface UploadOptions {
   signal?: AbortSignal;
   /** How the stored bytes are confirmed: 'etag' (the service's MD5s, read back when they differ) or 'read-back' (always). */
@@ -52,12 +55,11 @@ export interface Uploaded {
 
 /**
  * A pass-through that hashes what flows: sha256 and size, and the ETags an S3 service gives those
- * bytes: the MD5 of the whole (a single PutObject) and the MD5 of the `partSize` parts' MD5s with
- * their count (a multipart upload).
+ * bytes: the MD5 of the whole (a single PutObject, of at most one part: that part's MD5) and the
+ * MD5 of the `partSize` parts' MD5s with their count (a multipart upload).
  */
 function hasher(partSize: number) {
   const sha = createHash('sha256');
-  const whole = createHash('md5');
   const parts: Buffer[] = [];
   let md5 = createHash('md5');
   let inPart = 0;
@@ -65,7 +67,6 @@ function hasher(partSize: number) {
   const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       sha.update(chunk);
-      whole.update(chunk);
       bytes += chunk.length;
       for (let at = 0; at < chunk.length; ) {
         const n = Math.min(partSize - inPart, chunk.length - at);
@@ -87,7 +88,9 @@ function hasher(partSize: number) {
     result() {
       const all = inPart > 0 ? [...parts, md5.digest()] : parts;
       const multipart = `${createHash('md5').update(Buffer.concat(all)).digest('hex')}-${all.length}`;
-      return { sha256: sha.digest('hex'), bytes, etags: [whole.digest('hex'), multipart] };
+      // A single PutObject holds at most one part's bytes: its ETag is that part's MD5 (or the empty one's).
+      const whole = all.length > 1 ? [] : [(all[0] ?? createHash('md5').digest()).toString('hex')];
+      return { sha256: sha.digest('hex'), bytes, etags: [...whole, multipart] };
     },
   };
 }
@@ -141,7 +144,9 @@ export function startUpload(runner: Runner, target: Target, id: string, bucket: 
   const ref = { project: target.project, environment: target.environment };
   const key = offsiteKey(target, id);
   const recipients = target.encryption?.ageRecipients;
-  const plain = hashingTap();
+  // The sink takes up to SINK_BUFFER before its producer waits: a part's request to the service
+  // pausing the upload then does not pause the dump that feeds it (the backup pipeline's tee).
+  const plain = hashingTap(undefined, SINK_BUFFER);
   const stored = hasher(bucket.partSize);
   const bytes = recipients ? new Age(runner).encrypt(plain.stream, recipients, { signal: o.signal, target: ref }) : plain.stream;
   bytes.once('error', (e) => stored.stream.destroy(e));
