@@ -109,12 +109,12 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
     ctx.out('dry run: nothing changed');
     return { dryRun: true, database: o.into ?? t.database };
   }
-  if (pitr) return withRecoveredDump(ctx, pitr.cluster, { plan: pitr.plan, database: t.database }, (file) => restoreFrom(ctx, t, o, { path: file }));
+  if (pitr) return withRecoveredDump(ctx, pitr.cluster, { plan: pitr.plan, database: t.database }, (file) => restoreFrom(ctx, t, o, { path: file }, `${t.database} as it was at ${pitr.plan.point}`));
   return restoreFrom(ctx, t, o, src!);
 }
 
-/** After consent: the dump restored --into a new database, or over the live one (the safe restore). */
-async function restoreFrom(ctx: Context, t: Target, o: RestoreCommandOptions, src: DumpSource): Promise<RestoreCommandResult> {
+/** After consent: the dump restored --into a new database, or over the live one (the safe restore). `recovered`: what a --to dump is (its row counts are the recovered instance's). */
+async function restoreFrom(ctx: Context, t: Target, o: RestoreCommandOptions, src: DumpSource, recovered?: string): Promise<RestoreCommandResult> {
   const ref = { project: t.project, environment: t.environment };
 
   if (o.into) {
@@ -126,7 +126,7 @@ async function restoreFrom(ctx: Context, t: Target, o: RestoreCommandOptions, sr
       if (like) await admin.query(['BEGIN;', ...propsStatements(o.into!, like), 'COMMIT;'].join('\n'), ctx.signal);
       return { r: restored, checked: opened };
     });
-    ctx.out(`restored into ${o.into}: ${r.tables} tables, ${r.rows} rows${checked.meta ? ', row counts match the backup' : ''} (${(r.durationMs / 1000).toFixed(1)} s)`);
+    ctx.out(`restored into ${o.into}: ${r.tables} tables, ${r.rows} rows${checked.meta ? `, row counts match the ${recovered ? 'recovered instance' : 'backup'}` : ''} (${(r.durationMs / 1000).toFixed(1)} s)`);
     if (o.into === t.database) ctx.out(`${o.into} is the live database again; start its app containers`);
     else ctx.out(`drop it when done: ${dropHint(ctx, t, o.into)}`);
     ctx.term.finish(`live now: ${t.database} untouched; ${o.into} holds the restored copy`, `drop ${o.into} when done: ${dropHint(ctx, t, o.into)}`);
@@ -136,10 +136,10 @@ async function restoreFrom(ctx: Context, t: Target, o: RestoreCommandOptions, sr
   const r = await withLock(ctx.repo.lockDir(t.project, t.environment), t, 'restore', () =>
     restoreOver(ctx, t, src, { safetyBackup: o.safetyBackup !== false, jobs: o.jobs, signal: ctx.signal }),
   );
-  ctx.out(`restored ${r.backupId ?? path.basename('path' in src ? src.path : '')} into ${t.database}: ${r.tables} tables, ${r.rows} rows (${(r.durationMs / 1000).toFixed(1)} s)`);
+  ctx.out(`restored ${recovered ?? r.backupId ?? path.basename('path' in src ? src.path : '')} into ${t.database}: ${r.tables} tables, ${r.rows} rows${recovered && r.backupId ? ', row counts match the recovered instance' : ''} (${(r.durationMs / 1000).toFixed(1)} s)`);
   if (r.safetyBackup) ctx.out(`safety backup: ${r.safetyBackup.meta.id} (${r.safetyBackup.path})`);
   ctx.out(`the replaced database is kept as ${r.previousDatabase}; drop it when satisfied: ${dropHint(ctx, t, r.previousDatabase)}`);
-  ctx.term.finish(`live now: ${t.database} of ${t.project}/${t.environment}, restored from ${r.backupId ?? path.basename('path' in src ? src.path : '')}`, `drop the kept ${r.previousDatabase} when satisfied: ${dropHint(ctx, t, r.previousDatabase)}`);
+  ctx.term.finish(`live now: ${t.database} of ${t.project}/${t.environment}, restored from ${recovered ?? r.backupId ?? path.basename('path' in src ? src.path : '')}`, `drop the kept ${r.previousDatabase} when satisfied: ${dropHint(ctx, t, r.previousDatabase)}`);
   return { dryRun: false, database: t.database, previousDatabase: r.previousDatabase, safetyBackup: r.safetyBackup?.meta.id };
 }
 

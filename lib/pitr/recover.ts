@@ -26,10 +26,17 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import { EXIT, PgfleetError, UsageError } from '../core/errors.js';
+import { backupMetadata } from '../backup/record.js';
+import type { Target } from '../config/load.js';
+import { EXIT, InternalError, PgfleetError, UsageError } from '../core/errors.js';
+import { hashingTap } from '../core/hashing.js';
+import { schemaProblems } from '../core/schema-files.js';
 import { humanSize } from '../core/text.js';
+import type { BackupMetadata } from '../formats/metadata.js';
 import type { BaseBackupMetadata, WalRecord } from '../formats/pitr.js';
+import { parseRowCounts, ROW_COUNTS_SQL } from '../postgres/psql.js';
 import type { Context } from '../runtime/context.js';
+import { backupStem, META_EXT } from '../storage/repository.js';
 import { archiveOf, ref, SUPERUSER, withClusterLock, type Cluster } from './cluster.js';
 import { landed, takeInWal, WalGapError } from './intake.js';
 import { segmentName, segmentNumber, segmentOfLsn, timelineOf } from './segments.js';
@@ -163,34 +170,67 @@ export interface Recovered {
   wal: number;
   outFile: string;
   plan: RecoveryPlan;
+  /** The metadata written beside `outFile` (`<outFile>.json`), when asked for (`describe`). */
+  meta?: BackupMetadata;
 }
 
-/** planRecovery, checkRecoverySpace, then the database dumped from the recovered instance into `outFile` (0600). */
-export async function recoverDatabase(ctx: Context, c: Cluster, o: { to: Date | 'latest'; database: string; outFile: string; waitMs?: number; plan?: RecoveryPlan }): Promise<Recovered> {
+/**
+ * planRecovery, checkRecoverySpace, then the database dumped from the recovered instance into
+ * `outFile` (0600). With `describe` (the database's target; `outFile` then named `<id>.dump`),
+ * the instance's row counts (ROW_COUNTS_SQL, as a backup counts them; the instance is private and
+ * nothing else writes to it, so they are the dump's) are written beside it as a backup's metadata
+ * (lib/backup/record.ts), so that the safe restore checks the restored copy against them.
+ */
+export async function recoverDatabase(ctx: Context, c: Cluster, o: { to: Date | 'latest'; database: string; outFile: string; waitMs?: number; plan?: RecoveryPlan; describe?: Target }): Promise<Recovered> {
   const plan = o.plan ?? (await planRecovery(ctx, c, o.to));
   if (plan.waiting.length)
     throw new RecoveryRefused(`${c.container}: WAL ${plan.waiting[0]}${plan.waiting.length > 1 ? ` and ${plan.waiting.length - 1} more` : ''} needed to recover to ${plan.point} is still in the landing directory ${c.archiveDir}, not taken in: run pgfleet pitr archive`, c);
   await checkRecoverySpace(ctx, c, plan);
-  return withRecoveryInstance(ctx, c, { base: plan.base, wal: plan.wal, target: plan.target, waitMs: o.waitMs }, async ({ dir, on }) => {
+  return withRecoveryInstance(ctx, c, { base: plan.base, wal: plan.wal, target: plan.target, waitMs: o.waitMs }, async ({ dir, on, psql }) => {
+    const startedAt = ctx.clock();
+    const t0 = performance.now();
+    const facts = o.describe
+      ? await Promise.all([
+          psql(`SHOW server_version;\n${ROW_COUNTS_SQL}`, o.database),
+          ctx.runner.run(on(['exec', c.container, 'pg_dump', '--version']).argv, { what: 'pg_dump --version', role: 'inspect', target: ref(c), env: on([]).env }).then((r) => r.stdout.trim().replace(/^pg_dump \(PostgreSQL\)\s*/, '')),
+        ])
+      : null;
     const out = createWriteStream(o.outFile, { mode: 0o600 });
+    const tap = hashingTap();
     const dump = ctx.runner.spawn(on(['exec', c.container, 'pg_dump', '-Fc', '-h', dir, '-p', String(PORT), '-U', SUPERUSER, '-d', o.database]).argv, { what: 'pg_dump (recovered)', program: 'pg_dump', role: 'dump', via: ctx.containers.cli, target: ref(c), signal: ctx.signal, env: on([]).env });
-    dump.stdout.pipe(out);
+    dump.stdout.pipe(tap.stream).pipe(out);
     await Promise.all([dump.done, once(out, 'finish')]);
-    return { base: plan.base, wal: plan.wal.length, outFile: o.outFile, plan };
+    const recovered: Recovered = { base: plan.base, wal: plan.wal.length, outFile: o.outFile, plan };
+    if (!o.describe || !facts) return recovered;
+    const [[serverVersion], pgDumpVersion] = [facts[0].split('\n'), facts[1]];
+    const id = path.basename(o.outFile, '.dump');
+    const meta: BackupMetadata = {
+      ...backupMetadata(o.describe, { id, type: 'manual', release: null, startedAt, durationMs: Math.round(performance.now() - t0), level: 0, container: c.container, preflight: { pgDumpVersion, serverVersion }, streamed: { size: tap.bytes(), sha256: tap.digest(), tables: parseRowCounts(facts[0]), partial: null } }),
+      file: path.basename(o.outFile),
+      compression: { algorithm: 'none', level: null },
+      offsite: null,
+    };
+    const problems = schemaProblems('backup-metadata', meta);
+    if (problems.length) throw new InternalError(`the recovered dump's metadata does not match its schema: ${problems.join('; ')}`);
+    await fs.writeFile(o.outFile + META_EXT, JSON.stringify(meta, null, 2) + '\n', { mode: 0o600 });
+    return { ...recovered, meta };
   });
 }
 
 /**
- * recoverDatabase into a temporary file, `use` called with its path; the file (0600) lives in a
- * new private directory (0700) under backup_root (`.pitr-restore-<random>`, a name the store never
- * lists), removed always: also on failure or an abort.
+ * recoverDatabase into a temporary file with its metadata beside it (the row counts of the
+ * recovered database, checked by the safe restore), `use` called with its path; the file (0600)
+ * lives in a new private directory (0700) under backup_root (`.pitr-restore-<random>`, a name the
+ * store never lists), removed always: also on failure or an abort. The file is named as a backup
+ * of the recovered point would be (`db_<its UTC second>.dump`).
  */
 export async function withRecoveredDump<T>(ctx: Context, c: Cluster, o: { plan: RecoveryPlan; database: string; waitMs?: number }, use: (file: string, r: Recovered) => Promise<T>): Promise<T> {
+  const target = c.targets.find((t) => t.database === o.database);
   const dir = await fs.mkdtemp(path.join(ctx.config.platform.backupRoot, '.pitr-restore-'));
   try {
     await fs.chmod(dir, 0o700);
-    const outFile = path.join(dir, `${o.database}.dump`);
-    const r = await recoverDatabase(ctx, c, { to: new Date(o.plan.point), plan: o.plan, database: o.database, outFile, waitMs: o.waitMs });
+    const outFile = path.join(dir, `${backupStem(new Date(o.plan.point))}.dump`);
+    const r = await recoverDatabase(ctx, c, { to: new Date(o.plan.point), plan: o.plan, database: o.database, outFile, waitMs: o.waitMs, describe: target });
     return await use(outFile, r);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
@@ -203,8 +243,8 @@ export interface RecoveryInstance {
   dir: string;
   /** Container CLI argv (and env) on the target's container_host. */
   on: (args: string[]) => { argv: string[]; env: Record<string, string | undefined> };
-  /** One query on the instance, unaligned tuples. */
-  psql: (sql: string) => Promise<string>;
+  /** One SQL text (sent on stdin: psql meta-commands allowed) on the instance, in `database` (default postgres), unaligned tuples. */
+  psql: (sql: string, database?: string) => Promise<string>;
 }
 
 /**
@@ -238,7 +278,8 @@ export async function withRecoveryInstance<T>(ctx: Context, c: Cluster, o: { bas
     await exec([pgCtl, '-D', `${dir}/data`, '-w', '-t', '300', '-l', `${dir}/log`, '-o', `-c listen_addresses= -k ${dir} -p ${PORT} -c archive_mode=off`, 'start'], { what: 'pg_ctl start (recovery)' }).catch(async (e: Error) => {
       throw new PgfleetError(`${c.container}: the temporary instance did not start: ${e.message.split('\n')[0]}\n${await logTail()}`, EXIT.FAILED, ref(c));
     });
-    const psql = (sql: string) => exec(['psql', '-X', '-A', '-t', '-h', dir, '-p', String(PORT), '-U', SUPERUSER, '-d', 'postgres', '-c', sql], { what: 'psql (recovery)' }).then((r) => r.stdout.trim());
+    const psql = (sql: string, database = 'postgres') =>
+      exec(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', dir, '-p', String(PORT), '-U', SUPERUSER, '-d', database], { input: sql, what: 'psql (recovery)' }).then((r) => r.stdout.trim());
     const until = performance.now() + (o.waitMs ?? 600_000);
     while ((await psql('select pg_is_in_recovery()')) !== 'f') {
       ctx.signal?.throwIfAborted();

@@ -107,6 +107,11 @@ describe('restore --to (real PostgreSQL 15 archiving WAL, two tenants in one clu
     const kept = /kept as (acme_production__before_\d{8}_\d{6})/.exec(r.stdout)![1];
     expect(await fleet.sql('acme', kept, `select string_agg(what, ',' order by what) from marks`)).toBe('acme 2,acme late\n');
     expect(r.stdout).toMatch(/safety backup: db_\d{8}_\d{6}Z/);
+    // The recovered dump carries the recovered instance's row counts: the restored copy was checked against them.
+    expect(r.stdout).toContain(`restored acme_production as it was at ${target} into acme_production: 1 tables, 2 rows, row counts match the recovered instance`);
+    expect(r.stderr).not.toContain('cannot be checked against recorded row counts');
+    const checked = r.stderr.split('\n').filter((l) => l.includes('"restored and checked"')).map((l) => JSON.parse(l) as { tables: number; rows: number });
+    expect(checked).toEqual([expect.objectContaining({ tables: 1, rows: 2 })]);
     expect(await leftovers()).toEqual({ container: '', host: [] });
   }, 300_000);
 
