@@ -26,7 +26,7 @@ interface Row {
   ok?: boolean;
 }
 
-const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'pgfleet.js');
+const CLI = path.join(PACKAGE_ROOT, 'dist', 'bin', 'pgfleet.js');
 
 /** Peak RSS (VmHWM) of a process, read while it runs: the last reading before exit is the peak. */
 function vmHwmMb(pid: number): number {

@@ -24,7 +24,7 @@ import { EXIT } from '../lib/core/errors.js';
 import { VERBS } from './commands/index.js';
 
 const DIR = path.join(PACKAGE_ROOT, '.demo');
-const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'pgfleet.js');
+const CLI = path.join(PACKAGE_ROOT, 'dist', 'bin', 'pgfleet.js');
 const TENANTS = [
   { project: 'acme', container: 'pgfleet-demo-acme', user: 'acme', password: 'demo-acme-password', databases: { production: 'acme_production', staging: 'acme_staging' }, scale: 5 },
   { project: 'globex', container: 'pgfleet-demo-globex', user: 'globex', databases: { production: 'globex_production' }, scale: 2 },

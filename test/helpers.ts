@@ -18,7 +18,7 @@ import { Sandbox, useSandboxContainersConf, type TenantSpec } from '../scripts/s
 import { PACKAGE_ROOT } from '../lib/core/package.js';
 
 useSandboxContainersConf();
-export const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'pgfleet.js');
+export const CLI = path.join(PACKAGE_ROOT, 'dist', 'bin', 'pgfleet.js');
 export const FIXTURES = path.resolve(PACKAGE_ROOT, '..', 'shared', 'fixtures');
 
 export interface ProjectSpec {

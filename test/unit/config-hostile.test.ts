@@ -12,9 +12,8 @@ import path from 'node:path';
 import { loadConfig } from '../../lib/config/load.js';
 import { LIMITS } from '../../lib/config/read.js';
 import { ConfigError, type ConfigIssue } from '../../lib/core/errors.js';
-import { PACKAGE_ROOT } from '../../lib/core/package.js';
+import { CLI } from '../helpers.js';
 
-const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'pgfleet.js');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pgfleet-unit-hostile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -14,6 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { PACKAGE_ROOT } from '../../lib/core/package.js';
 import { KINDS } from '../../lib/core/errors.js';
 
+// The unbundled CLI: the bug is planted in dist/lib's modules, which the bundle (dist/bin) does not import.
 const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'pgfleet.js');
 const dist = (p: string) => pathToFileURL(path.join(PACKAGE_ROOT, 'dist', 'lib', p)).href;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'pgfleet-unit-cli-'));
