@@ -9,9 +9,10 @@
  */
 import { InterruptedError } from '../core/errors.js';
 import type { Spawned } from '../process/runner.js';
-import { PsqlSession } from '../postgres/psql.js';
+import type { Session } from '../postgres/pool.js';
 
-type Part = Spawned | PsqlSession;
+type Part = Spawned | Session;
+const isSession = (p: Part): p is Session => 'query' in p;
 
 export class DumpRun {
   private readonly parts: Part[] = [];
@@ -66,7 +67,7 @@ export class DumpRun {
 
   /** Wait until every process of the run has exited (their failures are already the run's). */
   async settle(): Promise<void> {
-    await Promise.allSettled(this.parts.map((p) => (p instanceof PsqlSession ? undefined : p.done)));
+    await Promise.allSettled(this.parts.map((p) => (isSession(p) ? undefined : p.done)));
   }
 
   /** Stop listening to the caller's interrupt (call once, when the backup is over). */
@@ -76,6 +77,6 @@ export class DumpRun {
 }
 
 function kill(p: Part): void {
-  if (p instanceof PsqlSession) p.kill();
+  if (isSession(p)) p.kill();
   else p.kill('SIGKILL');
 }

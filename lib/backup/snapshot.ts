@@ -19,6 +19,7 @@ import type { Target } from '../config/load.js';
 import { CommandError, EXIT, PgfleetError } from '../core/errors.js';
 import type { TargetShell } from '../process/container.js';
 import type { Spawned } from '../process/runner.js';
+import { SessionPool, type Session } from '../postgres/pool.js';
 import { majorOf, PsqlSession } from '../postgres/psql.js';
 import type { Context } from '../runtime/context.js';
 import { exclusionArgs, type Exclusions } from './exclusions.js';
@@ -31,29 +32,33 @@ export interface Preflight {
 export interface DumpProcesses {
   zstd: Spawned;
   dump: Spawned;
-  session: PsqlSession;
+  session: Session;
 }
 
 /**
  * pg_dump, started before its snapshot exists, so that its process start (a `docker exec`, the
  * slow part of a small backup) overlaps the snapshot session's: the shell prints pg_dump's version,
- * waits for the snapshot id on stdin, then execs pg_dump with it. The script is a constant; every
+ * waits for the snapshot id on stdin, then execs pg_dump with it. Its first argument is the direct
+ * path of pg_dump where one is known (SessionPool.clientPath: no pg_wrapper starting Perl twice);
+ * when it is empty or nothing executable is there, pg_dump on PATH. The script is a constant; every
  * config value reaches pg_dump as its own argument ("$@"). With stdin closed before a snapshot
  * arrives, it exits without dumping.
  */
-const DUMP_SCRIPT = 'pg_dump --version >&2 || exit; IFS= read -r snapshot || exit 3; exec pg_dump "$@" --snapshot="$snapshot"';
+const DUMP_SCRIPT = 'p=$1; shift; [ -n "$p" ] && [ -x "$p" ] || p=pg_dump; "$p" --version >&2 || exit; IFS= read -r snapshot || exit 3; exec "$p" "$@" --snapshot="$snapshot"';
 
 /**
  * Start zstd, pg_dump (waiting for its snapshot) and the snapshot session, in that order: zstd
  * first, so pg_dump's stdout is connected straight to its stdin and the uncompressed archive never
  * passes through this process (only zstd's output does). `track` is told each process as it starts
- * (to be killed on a failure), before anything can fail.
+ * (to be killed on a failure), before anything can fail. With `sessions` (a fleet run), the
+ * snapshot session is a kept one moved to this database when there is one, and pg_dump is called
+ * by its direct path once the server's version is known.
  */
-export function startDump(ctx: Context, target: Target, sh: TargetShell, o: { level: number; lockWaitMs: number; exclusions?: Exclusions; track: (p: Spawned | PsqlSession) => void }): DumpProcesses {
+export function startDump(ctx: Context, target: Target, sh: TargetShell, o: { level: number; lockWaitMs: number; exclusions?: Exclusions; sessions?: SessionPool; track: (p: Spawned | Session) => void }): DumpProcesses {
   const ref = { project: target.project, environment: target.environment };
   const zstd = ctx.runner.spawn(['zstd', `-${o.level}`, '-T0', '-q', '-c'], { what: 'zstd', role: 'compress', target: ref });
   o.track(zstd);
-  const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(o.lockWaitMs)}`, '-w', ...(o.exclusions ? exclusionArgs(o.exclusions) : []), ...sh.conn(target.database)], {
+  const dump = sh.spawn('sh', ['-c', DUMP_SCRIPT, 'pgfleet-dump', o.sessions?.clientPath(sh, 'pg_dump') ?? '', '-Fc', '-Z0', `--lock-wait-timeout=${Math.round(o.lockWaitMs)}`, '-w', ...(o.exclusions ? exclusionArgs(o.exclusions) : []), ...sh.conn(target.database)], {
     what: 'pg_dump',
     program: 'pg_dump',
     role: 'dump',
@@ -61,7 +66,7 @@ export function startDump(ctx: Context, target: Target, sh: TargetShell, o: { le
     stdoutTo: zstd,
   });
   o.track(dump);
-  const session = PsqlSession.open(sh, target.database);
+  const session = o.sessions ? o.sessions.lease(sh, target.database) : PsqlSession.open(sh, target.database);
   o.track(session);
   return { zstd, dump, session };
 }
@@ -75,11 +80,11 @@ export async function openSnapshot(ctx: Context, target: Target, sh: TargetShell
   const [version, snap] = await Promise.allSettled([
     firstLine(p.dump),
     (async () => {
-      await p.session.query(`SET lock_timeout = ${Math.max(1, Math.round(lockWaitMs))}`);
-      await p.session.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      const snapshot = (await p.session.query('SELECT pg_export_snapshot()')).trim();
+      // One round trip: the transaction, its exported snapshot and the server's version.
+      const out = await p.session.query(`SET lock_timeout = ${Math.max(1, Math.round(lockWaitMs))}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT pg_export_snapshot(); SHOW server_version`);
+      const [snapshot = '', serverVersion = ''] = out.trim().split('\n');
       if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new PgfleetError(`unexpected snapshot id from the server: ${JSON.stringify(snapshot)}`, EXIT.FAILED, sh.ref);
-      return { snapshot, serverVersion: (await p.session.query('SHOW server_version')).trim() };
+      return { snapshot, serverVersion: serverVersion.trim() };
     })(),
   ]);
   try {

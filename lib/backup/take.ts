@@ -22,6 +22,7 @@ import { redact } from '../core/redact.js';
 import { Steps } from '../core/steps.js';
 import { Terminal } from '../core/terminal.js';
 import type { BackupType } from '../formats/metadata.js';
+import type { SessionPool } from '../postgres/pool.js';
 import type { Context } from '../runtime/context.js';
 import type { StoredBackup } from '../storage/repository.js';
 import { backupFailure } from './failure.js';
@@ -38,6 +39,8 @@ export interface BackupOptions {
   lockWaitTimeoutMs?: number;
   /** Given the new backup's id, where the dump's bytes go too as they are produced (the offsite upload; lib/backup/pipeline.ts teeTo). */
   tee?: (id: string) => Writable | null;
+  /** A fleet run's kept psql sessions (lib/postgres/pool.ts): the snapshot session is leased from it, pg_dump called by its direct path once known. */
+  sessions?: SessionPool;
 }
 
 /** Take the backup. The caller holds the target's lock. Returns the stored backup. */
@@ -62,10 +65,11 @@ export async function takeBackup(ctx: Context, target: Target, opts: BackupOptio
   try {
     step('start pg_dump (waiting for its snapshot), zstd and the snapshot session');
     const exclusions = exclusionsFor(target, opts.type);
-    const procs = startDump(ctx, target, sh, { level, lockWaitMs, exclusions, track: (p) => run.track(p) });
+    const procs = startDump(ctx, target, sh, { level, lockWaitMs, exclusions, sessions: opts.sessions, track: (p) => run.track(p) });
 
     step('preflight and snapshot, in one round trip');
     const pre = await run.watch(openSnapshot(ctx, target, sh, procs, lockWaitMs));
+    opts.sessions?.serverSeen(sh, pre.serverVersion);
 
     step('name the backup; sweep what runs killed outright left');
     id = await ctx.repo.newId(project, environment, startedAt);

@@ -3,7 +3,9 @@
  * nightly. Every enabled target, at most N at once (platform.concurrency, default 2):
  *
  *   per target (lib/backup/cycle.ts): lock (held → "busy", not waited on) → takeBackup
- *     → retention for that target → unlock
+ *     → retention for that target → unlock; the snapshot sessions are kept between targets and
+ *     moved to the next one's database (lib/postgres/pool.ts: one per worker and server, role and
+ *     credentials), quit when the targets are done
  *   then: each PITR cluster of those targets (lib/pitr/schedule.ts): WAL taken in, a base backup
  *     where base_backup_every says it is due (a cluster's failure fails the run, named "cluster C")
  *   then: summary table · metrics textfile · webhook
@@ -31,6 +33,7 @@ import { Terminal } from '../core/terminal.js';
 import { pruneTarget } from '../fleet/prune.js';
 import { pitrClusters } from '../pitr/cluster.js';
 import { clusterLines, pitrCycle } from '../pitr/schedule.js';
+import { SessionPool } from '../postgres/pool.js';
 
 export interface TargetRun {
   project: string;
@@ -66,17 +69,23 @@ export async function runScheduledBackup(ctx: Context, o: { project?: string; en
   // On a terminal, a row per target as they run and finish; the summary below stays the record.
   const board = new Board(o.dryRun ? Terminal.off() : ctx.term, targets.map((t) => `${t.project}/${t.environment}`), 'scheduled backup');
   let next = 0;
+  const sessions = new SessionPool();
   const worker = async () => {
     while (next < targets.length) {
       const i = next++;
       const key = `${targets[i].project}/${targets[i].environment}`;
       board.start(key, 'backing up');
-      runs[i] = ctx.signal?.aborted ? skipped(targets[i]) : o.dryRun ? await dryRunTarget(dry, targets[i]) : await backupTarget(ctx, targets[i]);
+      runs[i] = ctx.signal?.aborted ? skipped(targets[i]) : o.dryRun ? await dryRunTarget(dry, targets[i]) : await backupTarget(ctx, targets[i], sessions);
       const r = runs[i];
       board.finish(key, r.result === 'ok' ? 'done' : r.result === 'failed' ? 'failed' : 'skipped', r.error ?? (r.size_bytes !== undefined ? `${r.id}  ${humanSize(r.size_bytes)}` : r.result), r.duration_ms);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker)).finally(() => board.close());
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker)).finally(() => board.close());
+  } finally {
+    await sessions.close();
+  }
+  if (!o.dryRun) ctx.logger.debug({ sessions_opened: sessions.counts.opened, sessions_reused: sessions.counts.reused }, 'snapshot sessions');
 
   const failed = runs.filter((r) => r.result === 'failed').map((r) => `${r.project}/${r.environment}`);
   const busy = runs.filter((r) => r.result === 'busy').map((r) => `${r.project}/${r.environment}`);
@@ -98,13 +107,13 @@ export async function runScheduledBackup(ctx: Context, o: { project?: string; en
 }
 
 /** One target: lock, back up, then retention (lib/backup/cycle.ts). Never throws: the outcome is the result. */
-async function backupTarget(ctx: Context, t: Target): Promise<TargetRun> {
+async function backupTarget(ctx: Context, t: Target, sessions: SessionPool): Promise<TargetRun> {
   const base = { project: t.project, environment: t.environment };
   const t0 = performance.now();
   const ms = () => Math.round(performance.now() - t0);
   try {
     // No progress lines: those of parallel dumps would interleave.
-    const { backup: b, removed, retentionError, offsite } = await backupCycle(ctx, t, { command: 'scheduled-backup', backup: { type: 'scheduled' }, progress: false });
+    const { backup: b, removed, retentionError, offsite } = await backupCycle(ctx, t, { command: 'scheduled-backup', backup: { type: 'scheduled', sessions }, progress: false });
     const done: TargetRun = { ...base, result: 'ok', id: b.meta.id, path: b.path, size_bytes: b.meta.size_bytes, duration_ms: ms(), removed, offsite: offsite?.state.status ?? null };
     // The backup is good; retention failing must still be seen (the cycle's rule: the run fails).
     return retentionError ? { ...done, result: 'failed', error: retentionError.reason } : done;

@@ -160,11 +160,20 @@ export class PsqlSession {
     }).finally(() => signal?.removeEventListener('abort', onAbort));
   }
 
-  /** Connect the session to another database of the same server, as the same role. */
-  async connect(database: string, signal?: AbortSignal): Promise<string> {
-    const out = await this.query(`\\connect ${metaArg(database)}`, signal);
-    this.identify(await this.query(WHO_AM_I, signal), database); // a new backend
-    return out;
+  /**
+   * Connect the session to another database of the same server, as the same role: a new backend
+   * (what the last one had open is rolled back, its settings gone), with the idle timeouts off
+   * again, in one round trip. A failed \\connect ends psql (ON_ERROR_STOP): the session is over.
+   */
+  async connect(database: string, signal?: AbortSignal): Promise<void> {
+    const out = await this.query(`\\connect ${metaArg(database)}\n${NO_IDLE_TIMEOUTS};\n${WHO_AM_I}`, signal);
+    this.identify(out, database);
+  }
+
+  /** Resolves once every query sent so far has answered; rejects with the session's failure if it has one. */
+  async idle(): Promise<void> {
+    await this.tail;
+    if (this.failed) throw this.failed;
   }
 
   /** Quit psql and wait for it; errors if it had failed. */

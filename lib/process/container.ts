@@ -3,6 +3,7 @@
  * tests), or directly with DATABASE_URL for a project without `container`. Passwords go to the
  * child's environment; on the exec line they appear only as `-e PGPASSWORD` with no value.
  */
+import { createHash } from 'node:crypto';
 import type { Credentials, Target } from '../config/load.js';
 import { CommandError, EXIT, PgfleetError, type TargetRef } from '../core/errors.js';
 import type { RunOptions, RunResult, Runner, Spawned } from './runner.js';
@@ -208,6 +209,23 @@ export class TargetShell {
   /** Where the database is reached, for messages. */
   get where(): string {
     return this.container ? `container ${this.container}${hostText(this.host)}` : 'DATABASE_URL';
+  }
+
+  /**
+   * Where this shell's programs run and what they reach: the container CLI, host and container, or
+   * for DATABASE_URL this machine and the URL's server. Shells of one place reach one server.
+   */
+  get place(): string {
+    return JSON.stringify(this.container ? [this.cli.cli, this.host ?? '', this.container] : ['direct', this.env.PGHOST ?? '', this.env.PGHOSTADDR ?? '', this.env.PGPORT ?? '']);
+  }
+
+  /**
+   * The place, role and credentials of this shell's clients, as a digest (it holds no secret):
+   * shells of one identity connect to the same server the same way, so a psql session of one
+   * serves the other's databases (lib/postgres/pool.ts).
+   */
+  get identity(): string {
+    return createHash('sha256').update(JSON.stringify([this.place, this.target.user ?? '', Object.entries(this.env).sort()])).digest('hex');
   }
 
   /** -U user -d db (the user from config; with DATABASE_URL its user unless config names one). */

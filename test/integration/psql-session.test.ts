@@ -84,11 +84,19 @@ describe('PsqlSession (real PostgreSQL 15 in a container)', () => {
     await expect(s.close()).rejects.toBe(e);
   });
 
-  it('\\connect moves the session to another database of the server, as the same role', async () => {
+  it('\\connect moves the session to another database of the server, as the same role, on a new backend with the idle timeouts off again', async () => {
     const s = session();
-    expect(await s.query('SELECT current_database(), current_user')).toBe('shop_production|shop\n');
-    await s.connect('shop_staging');
-    expect(await s.query('SELECT current_database(), current_user')).toBe('shop_staging|shop\n');
+    expect(await s.query(`SET lock_timeout = 1234; SELECT current_database(), current_user`)).toBe('shop_production|shop\n');
+    await fleet.sql('shop', 'postgres', `ALTER DATABASE shop_staging SET idle_session_timeout = '250ms'`);
+    try {
+      await s.connect('shop_staging');
+      expect(await s.query('SELECT current_database(), current_user')).toBe('shop_staging|shop\n');
+      expect(await s.query(`SELECT current_setting('lock_timeout'), current_setting('idle_session_timeout')`)).toBe('0|0\n'); // nothing of the last backend's settings
+      await new Promise((r) => setTimeout(r, 800));
+      expect(await s.query('SELECT 42')).toBe('42\n');
+    } finally {
+      await fleet.sql('shop', 'postgres', 'ALTER DATABASE shop_staging RESET idle_session_timeout');
+    }
     await expect(s.connect('no_such_database')).rejects.toThrow(/no_such_database/);
   });
 
