@@ -3,9 +3,9 @@
  * that target lives in) into the repository (lib/pitr/intake.ts), under the cluster's lock.
  *
  * A gap or a conflicting duplicate fails that cluster (exit 1), after the others were done.
- * Then, where the cluster's targets have offsite, the WAL (and base backups) the bucket lacks are
- * uploaded (lib/pitr/offsite.ts), so a segment reaches the bucket with the intake that took it
- * in; a failed upload stays pending (logged, said in the output, caught up by the next run or
+ * Then, where the cluster's targets have offsite, the WAL the bucket lacks is uploaded
+ * (lib/pitr/offsite.ts; base backups are basebackup's and offsite sync's), so a segment reaches
+ * the bucket with the intake that took it in; a failed upload stays pending (logged, said in the output, caught up by the next run or
  * offsite sync) and does not fail the intake.
  */
 import { findTarget } from '../config/load.js';
@@ -29,7 +29,7 @@ export async function runPitrArchive(ctx: Context, o: { project?: string; enviro
       ctx.logger.error({ container: c.container }, e.message);
       ctx.out(`${c.container}: FAILED: ${e.message}`);
     }
-    for (const r of await syncCluster(ctx, c)) if (r.wal.length || r.bases.length || clusterSyncFailed(r)) ctx.out(clusterSyncLine(r));
+    for (const r of await syncCluster(ctx, c, { bases: false })) if (r.wal.length || r.bases.length || clusterSyncFailed(r)) ctx.out(clusterSyncLine(r));
   }
   return { exitCode: failed ? EXIT.FAILED : EXIT.OK };
 }

@@ -124,16 +124,21 @@ export interface ClusterSync {
   error?: string;
 }
 
-/** See the header. Never throws for an upload's failure; an interruption throws InterruptedError. */
-export async function syncCluster(ctx: Context, c: Cluster): Promise<ClusterSync[]> {
+/**
+ * See the header. Never throws for an upload's failure; an interruption throws InterruptedError.
+ * `bases: false` (the intake's hook, every minute): the WAL only, so a base backup still being
+ * uploaded by its own run is not sent again alongside; offsite sync and the next base backup's
+ * run catch up a pending one.
+ */
+export async function syncCluster(ctx: Context, c: Cluster, o: { bases?: boolean } = {}): Promise<ClusterSync[]> {
   const dests = destinations(c);
   if (!dests.length) return [];
   const local = archiveOf(ctx, c);
   const [bases, recs] = await Promise.all([local.baseBackups(), local.walRecords()]);
   const results: ClusterSync[] = [];
-  for (const t of dests) results.push(await syncTo(ctx, c, t, bases.items, recs.items));
+  for (const t of dests) results.push(await syncTo(ctx, c, t, o.bases === false ? [] : bases.items, recs.items));
   // The local base backups' state: uploaded once every bucket holds it, else pending with the last error.
-  if (!isReadOnly(ctx.repo.store))
+  if (!isReadOnly(ctx.repo.store) && o.bases !== false)
     for (const b of bases.items) {
       const outcomes = results.map((r) => (r.error ? (b.offsite?.status === 'uploaded' ? undefined : { status: 'pending' as const, error: r.error }) : r.bases.find((x) => x.id === b.id))).filter((x) => x !== undefined);
       if (!outcomes.length) continue;
@@ -179,7 +184,7 @@ async function syncTo(ctx: Context, c: Cluster, t: Target, bases: readonly BaseB
       try {
         const meta = bucketBase(b, { sha256: b.sha256, bytes: b.size_bytes }, recipients);
         const up = await uploadObject(ctx.runner, s3, bucket.baseStoredKey(meta), await local.store.load(local.baseStoredKey(b), { signal: ctx.signal }), { recipients, expect: { sha256: b.sha256, bytes: b.size_bytes }, signal: ctx.signal, target: ref(c) });
-        await bucket.saveBaseMeta(bucketBase(b, up, recipients));
+        await lastly(s3, bucket.baseStoredKey(meta), () => bucket.saveBaseMeta(bucketBase(b, up, recipients)));
         item.status = 'uploaded';
         log.info({ id: b.id, key: `${s3.location}/${bucket.baseStoredKey(meta)}`, bytes: up.bytes, encrypted: !!recipients, verified_by: up.verifiedBy }, 'base backup copied offsite');
       } catch (e) {
@@ -199,7 +204,7 @@ async function syncTo(ctx: Context, c: Cluster, t: Target, bases: readonly BaseB
       try {
         const copyKey = bucket.walStoredKey({ stored: { ...r.stored, file: r.stored.file + (recipients?.length ? '.age' : '') } });
         const up = await uploadObject(ctx.runner, s3, copyKey, await local.store.load(local.walStoredKey(r), { signal: ctx.signal }), { recipients, expect: { sha256: r.stored.sha256, bytes: r.stored.size_bytes }, signal: ctx.signal, target: ref(c) });
-        await bucket.saveWalRecord(bucketRecord(r, up, recipients));
+        await lastly(s3, copyKey, () => bucket.saveWalRecord(bucketRecord(r, up, recipients)));
         result.wal.push(r.name);
       } catch (e) {
         if (e instanceof InterruptedError || ctx.signal?.aborted) throw interrupted(ctx, e);
@@ -215,6 +220,16 @@ async function syncTo(ctx: Context, c: Cluster, t: Target, bases: readonly BaseB
     log.warn({ location: result.location, err: result.error }, 'offsite copy of the cluster\'s PITR files failed; offsite pending');
   }
   return result;
+}
+
+/** Write a copy's record or metadata, LAST; when that fails, its object is removed (best effort): no object without metadata is left. */
+async function lastly(s3: S3Store, objectKey: string, write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (e) {
+    await s3.remove(objectKey).catch(() => undefined);
+    throw e;
+  }
 }
 
 const interrupted = (ctx: Context, e: unknown) => (e instanceof InterruptedError ? e : new InterruptedError(String(ctx.signal?.reason ?? 'SIGINT')));

@@ -40,12 +40,12 @@ export const basebackup: Verb = {
 
 export const pitrRecover: Verb = {
   name: 'pitr recover',
-  usage: 'pitr recover <project> <env> --to <ISO-8601 time | latest> --out FILE',
-  summary: "the target's database as it was at that time, as a pg_dump file (a temporary instance in the tenant's container over the newest base backup before it and the archived WAL; always removed); restore it with `restore <project> <env> FILE`",
-  options: { to: { type: 'string' }, out: { type: 'string' } },
+  usage: 'pitr recover <project> <env> --to <ISO-8601 time | latest> --out FILE [--from-offsite]',
+  summary: "the target's database as it was at that time, as a pg_dump file (a temporary instance in the tenant's container over the newest base backup before it and the archived WAL; always removed); restore it with `restore <project> <env> FILE`; --from-offsite: from the bucket alone",
+  options: { to: { type: 'string' }, out: { type: 'string' }, 'from-offsite': { type: 'boolean' } },
   positionals: [2, 2],
   run: async (ctx, v, [project, environment]) => {
     if (!v.to || !v.out) throw new UsageError('pitr recover needs --to <time> and --out FILE');
-    await runPitrRecover(ctx, { project, environment, to: v.to as string, out: v.out as string });
+    await runPitrRecover(ctx, { project, environment, to: v.to as string, out: v.out as string, fromOffsite: !!v['from-offsite'] });
   },
 };
