@@ -39,6 +39,7 @@ import { describeSource, resolveSource } from '../restore/source.js';
 import { resolveOffsiteSource } from '../restore/remote.js';
 import type { DumpSource } from '../restore/dump.js';
 import { isRemoteDump } from '../offsite/fetch.js';
+import { WAL_NAME } from '../formats/pitr.js';
 import { clusterOf } from '../pitr/cluster.js';
 import { checkRecoverySpace, parsePointInTime, planRecovery, takeInLanded, withRecoveredDump } from '../pitr/recover.js';
 
@@ -150,12 +151,13 @@ async function pitrPlan(ctx: Context, t: Target, to: string, takeIn: boolean) {
   if (takeIn) await takeInLanded(ctx, cluster);
   const plan = await planRecovery(ctx, cluster, point);
   const space = await checkRecoverySpace(ctx, cluster, plan);
-  const segs = plan.wal.filter((r) => r.kind === 'segment').length + plan.waiting.length;
+  const segs = plan.wal.filter((r) => r.kind === 'segment').length + plan.waiting.filter((n) => WAL_NAME.segment.test(n)).length;
   const lines = [
     `  from          ${t.database} as it was at ${plan.point}${point === 'latest' ? ' (latest: the end of the WAL archive)' : ''}, recovered by a temporary instance in container ${cluster.container} (removed after)`,
     `  window        restorable from ${plan.window.from} to ${plan.window.to}`,
     `  base backup   ${plan.base.id} (finished ${plan.base.finished_at}, ${humanSize(plan.base.size_bytes)})`,
     `  WAL           ${plan.segments.first} … ${plan.segments.last} (${segs} segment(s)${plan.waiting.length ? `, ${plan.waiting.length} of them still in the landing directory, taken in first` : ''}), replayed ${plan.target ? `to ${plan.target} inclusive` : 'to the end of the archive'}, then promoted`,
+    `  timelines     ${plan.timelines.replace(/^timelines? /, '')}${plan.timeline !== plan.base.timeline ? ' (recovery follows the timeline switch, as the history file says)' : ''}`,
     `  space         ${humanSize(space.needed)} needed in the container's /tmp, ${humanSize(space.available)} free`,
   ];
   return { cluster, plan, lines };

@@ -2,8 +2,9 @@
  * Verification of a base backup's chain (`verify-backups` of a PITR target): proof that the base
  * backup and the archived WAL after it recover, to the end of the archive.
  *
- *   the WAL it needs: every segment of its timeline from the one holding its start LSN to the
- *   newest archived, with no gap (a missing one is named) → each stored file hashed against its
+ *   the WAL it needs: every segment on its path (its timeline, and across a timeline switch the
+ *   newer one its history files lead to: lib/pitr/timelines.ts) from the one holding its start
+ *   LSN to the newest archived, with no gap (a missing one is named) → each stored file hashed against its
  *   record (the compressed object's sha256, then the segment's own, decompressed), the tar against
  *   its metadata → the temporary instance of lib/pitr/recover.ts recovering it with no target: to
  *   the end of the staged WAL, then promote → pg_last_wal_replay_lsn() must lie in or past the
@@ -23,7 +24,8 @@ import type { Context } from '../runtime/context.js';
 import { archiveOf, ref, type Cluster } from './cluster.js';
 import type { ClusterArchive } from './archive.js';
 import { withRecoveryInstance } from './recover.js';
-import { findGaps, segmentNumber, segmentOfLsn } from './segments.js';
+import { lsnBytes, segmentNumber, timelineOf } from './segments.js';
+import { describePath, historiesMissing, missingHistoryProblem, readHistories, walkChain, type TimelineHistory } from './timelines.js';
 
 export type ChainVerification = NonNullable<BaseBackupMetadata['verification']>;
 
@@ -36,24 +38,23 @@ export interface ChainOutcome {
   verification?: ChainVerification;
 }
 
-/** An LSN as a number of bytes (exact below 2⁵³). */
-export function lsnBytes(lsn: string): number {
-  const [hi, lo] = lsn.split('/').map((h) => parseInt(h, 16));
-  return hi * 0x100000000 + lo;
-}
+export { lsnBytes } from './segments.js';
 
 /**
- * The WAL `base` needs to recover to the end of the archive (pure): its timeline's segments from
- * the one holding its start LSN, in order, and every history file; or why the chain is broken.
+ * The WAL `base` needs to recover to the end of the archive (pure): the segments on its path
+ * (lib/pitr/timelines.ts: across timeline switches its histories lead to) from the one holding its
+ * start LSN, in order, and the history files up to its target timeline; or why the chain is broken.
  */
-export function chainOf(base: BaseBackupMetadata, records: readonly WalRecord[]): { wal: WalRecord[]; segments: WalRecord[]; size: number } | { broken: string } {
+export function chainOf(base: BaseBackupMetadata, records: readonly WalRecord[], histories: readonly TimelineHistory[] = []): { wal: WalRecord[]; segments: WalRecord[]; size: number; timeline: number; path: string } | { broken: string } {
   const size = records.find((r) => r.kind === 'segment')?.size_bytes ?? 16 << 20;
-  const first = segmentOfLsn(base.start_lsn, base.timeline, size);
-  const segments = records.filter((r) => r.kind === 'segment' && r.timeline === base.timeline && r.name >= first).sort((a, b) => (a.name < b.name ? -1 : 1));
-  if (segments[0]?.name !== first) return { broken: `segment ${first} (where base backup ${base.id} starts) is missing from the archive` };
-  const missing = findGaps(segments.map((s) => s.name), size);
-  if (missing.length) return { broken: `the WAL archive has a gap after base backup ${base.id}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} missing` };
-  return { wal: [...records.filter((r) => r.kind === 'history'), ...segments], segments, size };
+  const lost = historiesMissing(records.map((r) => r.name), histories);
+  if (lost.length) return { broken: missingHistoryProblem(lost) };
+  const w = walkChain(base, histories, records.map((r) => r.name), size);
+  if (!w.run.length) return { broken: `segment ${w.next} (where base backup ${base.id} starts) is missing from the archive` };
+  if (w.missing.length) return { broken: `the WAL archive has a gap after base backup ${base.id}: ${w.missing.slice(0, 5).join(', ')}${w.missing.length > 5 ? ` and ${w.missing.length - 5} more` : ''} missing` };
+  const byName = new Map(records.map((r) => [r.name, r]));
+  const segments = w.run.map((n) => byName.get(n)!);
+  return { wal: [...records.filter((r) => r.kind === 'history' && timelineOf(r.name) <= w.timeline), ...segments], segments, size, timeline: w.timeline, path: describePath(w, size) };
 }
 
 async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
@@ -93,12 +94,14 @@ export async function verifyChain(ctx: Context, c: Cluster, base: BaseBackupMeta
   try {
     const recs = await a.walRecords();
     if (recs.problems.length) throw new VerificationError(`damaged WAL records: ${recs.problems.join('; ')}`);
-    const chain = chainOf(base, recs.items);
+    const hist = await readHistories(ctx, a, recs.items);
+    if (hist.problems.length) throw new VerificationError(hist.problems.join('; '));
+    const chain = chainOf(base, recs.items, hist.histories);
     if ('broken' in chain) throw new VerificationError(chain.broken);
     segments = chain.segments;
     await checkFiles(ctx, a, base, chain.wal);
     const last = segments.at(-1)!;
-    replayed = await withRecoveryInstance(ctx, c, { base, wal: chain.wal }, ({ psql }) => psql('select pg_last_wal_replay_lsn()'));
+    replayed = await withRecoveryInstance(ctx, c, { base, wal: chain.wal, timeline: chain.timeline }, ({ psql }) => psql('select pg_last_wal_replay_lsn()'));
     if (!replayed || lsnBytes(replayed) < segmentNumber(last.name, chain.size) * chain.size)
       throw new VerificationError(`recovery stopped short at ${replayed ?? 'an unknown point'}, before the last archived segment ${last.name}`);
     verification = { status: 'passed', verified_at: ctx.clock().toISOString(), duration_ms: Math.round(performance.now() - t0), segments: segments.length, through: last.name, replayed_lsn: replayed };

@@ -5,7 +5,8 @@
  *     oldest base backup's end to the last segment reachable without a gap; `latest` is its end);
  *     a point outside it, a gap in the WAL the point needs, or no base backup: refused (exit 2),
  *     the window's points or the missing segment named; else the newest base backup finished by
- *     the point and its WAL up to the first segment archived after the point
+ *     the point and its WAL up to the first segment archived after the point, along its timeline
+ *     and across the timeline switches its history files lead to (lib/pitr/timelines.ts)
  *   → checkRecoverySpace(): the base backup's unpacked size and the WAL, against `df` of the
  *     container's /tmp, before anything is created there (exit 2 when short)
  *   → a private directory in the tenant's container (/tmp/pgfleet-recover-<random>)
@@ -33,13 +34,14 @@ import { hashingTap } from '../core/hashing.js';
 import { schemaProblems } from '../core/schema-files.js';
 import { humanSize } from '../core/text.js';
 import type { BackupMetadata } from '../formats/metadata.js';
-import type { BaseBackupMetadata, WalRecord } from '../formats/pitr.js';
+import { WAL_NAME, type BaseBackupMetadata, type WalRecord } from '../formats/pitr.js';
 import { parseRowCounts, ROW_COUNTS_SQL } from '../postgres/psql.js';
 import type { Context } from '../runtime/context.js';
 import { backupStem, META_EXT } from '../storage/repository.js';
 import { archiveOf, ref, SUPERUSER, withClusterLock, type Cluster } from './cluster.js';
 import { landed, takeInWal, WalGapError } from './intake.js';
-import { segmentName, segmentNumber, segmentOfLsn, timelineOf } from './segments.js';
+import { timelineOf } from './segments.js';
+import { describePath, historiesMissing, missingHistoryProblem, readHistories, walkChain } from './timelines.js';
 import { clusterStatus } from './status.js';
 
 const PORT = 54329;
@@ -67,6 +69,10 @@ export interface RecoveryPlan {
   waiting: string[];
   /** The first and last segment staged. */
   segments: { first: string; last: string };
+  /** recovery_target_timeline: the base backup's, or the newest its history files lead to (lib/pitr/timelines.ts). */
+  timeline: number;
+  /** The timelines replayed, as an operator reads them (`timeline 1`, `timelines 1 → 2 (switch at …)`). */
+  timelines: string;
 }
 
 /** A recovery refused before anything was touched (exit 2): the point, the window or the archive is wrong. */
@@ -90,7 +96,8 @@ export async function takeInLanded(ctx: Context, c: Cluster): Promise<void> {
 /** See the header. `to`: a time, or `latest` (the end of the archive). Read-only. */
 export async function planRecovery(ctx: Context, c: Cluster, to: Date | 'latest'): Promise<RecoveryPlan> {
   const st = await clusterStatus(ctx, c, ctx.clock());
-  const gap = st.problems.find((p) => p.startsWith('the WAL archive has a gap'));
+  // What ends the window early, named with a refusal outside it: a gap, or a timeline switch recovery cannot follow.
+  const gap = st.problems.find((p) => p.startsWith('the WAL archive has a gap') || p.startsWith('segments of a newer timeline'));
   if (!st.window) throw new RecoveryRefused(`${c.container}: no base backup to recover from: take one first (pgfleet basebackup ${ref(c).project} ${ref(c).environment})`, c);
   const window = st.window;
   const point = to === 'latest' ? window.to : to.toISOString();
@@ -101,42 +108,42 @@ export async function planRecovery(ctx: Context, c: Cluster, to: Date | 'latest'
   const base = bases.items.filter((b) => b.finished_at <= point).sort((a, b) => (a.finished_at < b.finished_at ? -1 : 1)).at(-1);
   if (!base) throw new RecoveryRefused(`${c.container}: ${point} is before the earliest restorable point ${window.from} (latest ${window.to})`, c);
   const size = recs.items.find((r) => r.kind === 'segment')?.size_bytes ?? 16 << 20;
-  const first = segmentOfLsn(base.start_lsn, base.timeline, size);
-  // The repository's segments and, as status counts them, those waiting in the landing directory.
-  const inRepo = recs.items.filter((r) => r.kind === 'segment');
-  const known = new Set(inRepo.map((r) => r.name));
-  const waiting: { name: string; timeline: number; archived_at: string; record?: WalRecord }[] = [];
-  for (const n of (await landed(c.archiveDir).catch(() => [])).filter((x) => /^[0-9A-F]{24}$/.test(x) && !known.has(x))) {
+  // The repository's WAL and, as status counts them, the files waiting in the landing directory.
+  const known = new Map<string, { name: string; archived_at: string; record?: WalRecord }>(recs.items.map((r) => [r.name, { name: r.name, archived_at: r.archived_at, record: r }]));
+  for (const n of (await landed(c.archiveDir).catch(() => [])).filter((x) => (WAL_NAME.segment.test(x) || WAL_NAME.history.test(x)) && !known.has(x))) {
     const st = await fs.stat(path.join(c.archiveDir, n)).catch(() => null);
-    if (st) waiting.push({ name: n, timeline: timelineOf(n), archived_at: st.mtime.toISOString() });
+    if (st) known.set(n, { name: n, archived_at: st.mtime.toISOString() });
   }
-  const segs = [...inRepo.map((r) => ({ name: r.name, timeline: r.timeline, archived_at: r.archived_at, record: r as WalRecord | undefined })), ...waiting]
-    .filter((r) => r.timeline === base.timeline && r.name >= first)
-    .sort((a, b) => (a.name < b.name ? -1 : 1));
-  // The run of segments without a gap from the base backup's first one; the point must be inside it.
-  let run = 0;
-  while (run < segs.length && segs[run].name === segmentName(base.timeline, segmentNumber(first, size) + run, size)) run++;
-  const missing = segmentName(base.timeline, segmentNumber(first, size) + run, size);
-  const reachable = segs.slice(0, run);
-  const lastArchived = reachable.at(-1)?.archived_at ?? base.finished_at;
+  const hist = await readHistories(ctx, archive, recs.items, c.archiveDir);
+  if (hist.problems.length) throw new RecoveryRefused(`${c.container}: ${hist.problems.join('; ')}`, c);
+  const lost = historiesMissing(known.keys(), hist.histories);
+  // The run of segments without a gap from the base backup's first one, along its timelines; the point must be inside it.
+  const walk = walkChain(base, hist.histories, known.keys(), size);
+  const reachable = walk.run.map((n) => known.get(n)!);
+  const lastArchived = reachable.reduce((t, r) => (r.archived_at > t ? r.archived_at : t), base.finished_at);
   if (point > lastArchived)
     throw new RecoveryRefused(
-      run < segs.length
-        ? `${c.container}: the WAL archive has a gap: ${missing} missing (needed to recover base backup ${base.id} to ${point}; recovery would stop at ${lastArchived}); take a new base backup`
+      lost.length
+        ? `${c.container}: ${missingHistoryProblem(lost)} (pgfleet basebackup ${ref(c).project} ${ref(c).environment}); recovery would stop at ${lastArchived}`
+        : walk.missing.length
+        ? `${c.container}: the WAL archive has a gap: ${walk.next} missing (needed to recover base backup ${base.id} to ${point}; recovery would stop at ${lastArchived}); take a new base backup`
         : `${c.container}: the WAL up to ${point} is not in the archive yet (its newest segment was archived ${lastArchived}): take it in first (pgfleet pitr archive)`,
       c,
     );
-  if (!reachable.length) throw new RecoveryRefused(`${c.container}: no archived WAL from base backup ${base.id} on (${first} first): run pgfleet pitr archive, or pitr check`, c);
+  if (!reachable.length) throw new RecoveryRefused(`${c.container}: no archived WAL from base backup ${base.id} on (${walk.next} first): run pgfleet pitr archive, or pitr check`, c);
   const after = reachable.findIndex((r) => r.archived_at > point);
   const staged = after < 0 ? reachable : reachable.slice(0, after + 1);
-  const history = recs.items.filter((r) => r.kind === 'history' && timelineOf(r.name) <= base.timeline);
+  const history = [...known.values()].filter((r) => WAL_NAME.history.test(r.name) && timelineOf(r.name) <= walk.timeline);
+  const files = [...history, ...staged];
   return {
     point,
     target: after < 0 ? undefined : point,
     window,
     base,
-    wal: [...history, ...staged.flatMap((r) => (r.record ? [r.record] : []))],
-    waiting: staged.filter((r) => !r.record).map((r) => r.name),
+    timeline: walk.timeline,
+    timelines: describePath(walk, size),
+    wal: files.flatMap((r) => (r.record ? [r.record] : [])),
+    waiting: files.filter((r) => !r.record).map((r) => r.name),
     segments: { first: staged[0].name, last: staged.at(-1)!.name },
   };
 }
@@ -186,7 +193,7 @@ export async function recoverDatabase(ctx: Context, c: Cluster, o: { to: Date | 
   if (plan.waiting.length)
     throw new RecoveryRefused(`${c.container}: WAL ${plan.waiting[0]}${plan.waiting.length > 1 ? ` and ${plan.waiting.length - 1} more` : ''} needed to recover to ${plan.point} is still in the landing directory ${c.archiveDir}, not taken in: run pgfleet pitr archive`, c);
   await checkRecoverySpace(ctx, c, plan);
-  return withRecoveryInstance(ctx, c, { base: plan.base, wal: plan.wal, target: plan.target, waitMs: o.waitMs }, async ({ dir, on, psql }) => {
+  return withRecoveryInstance(ctx, c, { base: plan.base, wal: plan.wal, target: plan.target, timeline: plan.timeline, waitMs: o.waitMs }, async ({ dir, on, psql }) => {
     const startedAt = ctx.clock();
     const t0 = performance.now();
     const facts = o.describe
@@ -249,12 +256,13 @@ export interface RecoveryInstance {
 
 /**
  * `base` and `wal` staged in a private directory of the cluster's container, a temporary
- * postmaster recovering them (to `target`, inclusive, then promote; without one: to the end of
- * the staged WAL, then promote), `use` called once it promoted; always, also on failure or an
+ * postmaster recovering them along `timeline` (recovery_target_timeline; its history file staged
+ * with the WAL) to `target`, inclusive, then promote (without one: to the end of the staged WAL,
+ * then promote), `use` called once it promoted; always, also on failure or an
  * abort: the postmaster stopped and the directory removed. The WAL is copied as recorded (the
  * caller checks it first when it must be whole).
  */
-export async function withRecoveryInstance<T>(ctx: Context, c: Cluster, o: { base: BaseBackupMetadata; wal: readonly WalRecord[]; target?: string; waitMs?: number }, use: (i: RecoveryInstance) => Promise<T>): Promise<T> {
+export async function withRecoveryInstance<T>(ctx: Context, c: Cluster, o: { base: BaseBackupMetadata; wal: readonly WalRecord[]; target?: string; timeline?: number; waitMs?: number }, use: (i: RecoveryInstance) => Promise<T>): Promise<T> {
   const { base, wal, target: to } = o;
   const archive = archiveOf(ctx, c);
   const on = (args: string[]) => ctx.containers.command(args, ref(c)); // every call on the target's container_host
@@ -272,7 +280,7 @@ export async function withRecoveryInstance<T>(ctx: Context, c: Cluster, o: { bas
       const z = ctx.runner.spawn(['zstd', '-dc', '--', archive.store.pathOf!(archive.walKey(r.name))], { what: `zstd -d (WAL ${r.name})`, role: 'decompress' });
       await Promise.all([exec(['sh', '-c', 'cat > "$1.part" && mv "$1.part" "$1"', 'sh', `${dir}/wal/${r.name}`], { input: z.stdout, what: `stage WAL ${r.name}` }), z.done]);
     }
-    const conf = [`restore_command = 'cp ${dir}/wal/%f %p'`, ...(to ? [`recovery_target_time = '${to.replace('T', ' ').replace('Z', '+00')}'`, "recovery_target_action = 'promote'"] : []), 'archive_mode = off', ''].join('\n');
+    const conf = [`restore_command = 'cp ${dir}/wal/%f %p'`, ...(o.timeline ? [`recovery_target_timeline = '${o.timeline}'`] : []), ...(to ? [`recovery_target_time = '${to.replace('T', ' ').replace('Z', '+00')}'`, "recovery_target_action = 'promote'"] : []), 'archive_mode = off', ''].join('\n');
     await exec(['sh', '-c', 'cat >> "$1/data/postgresql.auto.conf" && touch "$1/data/recovery.signal"', 'sh', dir], { input: conf, what: 'recovery settings' });
     const logTail = () => exec(['tail', '-n', '15', `${dir}/log`], { what: 'the recovery log' }).then((r) => r.stdout.trim(), () => '(no log)');
     await exec([pgCtl, '-D', `${dir}/data`, '-w', '-t', '300', '-l', `${dir}/log`, '-o', `-c listen_addresses= -k ${dir} -p ${PORT} -c archive_mode=off`, 'start'], { what: 'pg_ctl start (recovery)' }).catch(async (e: Error) => {

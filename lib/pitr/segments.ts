@@ -29,10 +29,15 @@ export function segmentName(timeline: number, n: number, segmentSize: number): s
   return hex8(timeline) + hex8(Math.floor(n / per)) + hex8(n % per);
 }
 
+/** An LSN as a number of bytes (exact below 2⁵³). */
+export function lsnBytes(lsn: string): number {
+  const [hi, lo] = lsn.split('/').map((h) => parseInt(h, 16));
+  return hi * 0x100000000 + lo;
+}
+
 /** The segment an LSN like `0/3000028` falls in (the one holding its byte). */
 export function segmentOfLsn(lsn: string, timeline: number, segmentSize: number): string {
-  const [hi, lo] = lsn.split('/').map((h) => parseInt(h, 16));
-  return segmentName(timeline, Math.floor((hi * 0x100000000 + lo) / segmentSize), segmentSize);
+  return segmentName(timeline, Math.floor(lsnBytes(lsn) / segmentSize), segmentSize);
 }
 
 /** Every segment missing between the first and the last of each timeline, in order (none: []). */

@@ -8,7 +8,9 @@
  *
  * The window runs from the oldest base backup's finished_at (it is consistent by then; an
  * earlier point is not restorable from it) to the archive time of the last segment reachable
- * from that backup without a gap; a gap ends it there and is a problem. The latest chain
+ * from that backup without a gap, along its timeline and across the timeline switches its
+ * history files lead to (lib/pitr/timelines.ts, as restore --to and verification follow them); a
+ * gap ends it there and is a problem, and so is a newer timeline's segment without its history. The latest chain
  * verification (verify-backups, recorded in a base backup's metadata) is shown; a failed one is a
  * problem.
  */
@@ -20,7 +22,7 @@ import type { Target } from '../config/load.js';
 import type { PitrSeries, PitrSource } from '../fleet/metrics.js';
 import { archiveOf, clusterOf, clusterSql, type Cluster } from './cluster.js';
 import { landed } from './intake.js';
-import { segmentName, segmentNumber, segmentOfLsn, timelineOf } from './segments.js';
+import { historiesMissing, missingHistoryProblem, readHistories, walkChain, type TimelineHistory } from './timelines.js';
 
 export interface Segment {
   name: string;
@@ -54,7 +56,7 @@ export interface PitrStatus {
 
 const ageOf = (now: Date, iso: string) => Math.round((now.getTime() - Date.parse(iso)) / 1000);
 
-export function pitrFacts(i: { container: string; maxWalAgeMs: number; now: Date; segments: Segment[]; waiting: number; bases: BaseBackupMetadata[]; archiver: Archiver | null; problems: string[] }): PitrStatus {
+export function pitrFacts(i: { container: string; maxWalAgeMs: number; now: Date; segments: Segment[]; histories?: TimelineHistory[]; waiting: number; bases: BaseBackupMetadata[]; archiver: Archiver | null; problems: string[] }): PitrStatus {
   const problems = [...i.problems];
   const maxAge = i.maxWalAgeMs / 1000;
   const segs = [...i.segments].sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -73,20 +75,15 @@ export function pitrFacts(i: { container: string; maxWalAgeMs: number; now: Date
   if (verification?.status === 'failed') problems.push(`chain verification of base backup ${verification.base_backup_id} failed (${verification.verified_at}): ${verification.error ?? 'no reason recorded'}`);
   let window: PitrStatus['window'] = null;
   const oldest = bases[0];
+  const lost = historiesMissing(segs.map((s) => s.name), i.histories ?? []);
+  if (lost.length) problems.push(missingHistoryProblem(lost));
   if (oldest) {
     const size = segs[0]?.size ?? 16 << 20;
-    const first = segmentOfLsn(oldest.start_lsn, oldest.timeline, size);
-    const onTimeline = segs.filter((s) => timelineOf(s.name) === oldest.timeline && s.name >= first);
+    const walk = walkChain(oldest, i.histories ?? [], segs.map((s) => s.name), size);
+    const at = new Map(segs.map((s) => [s.name, s.archivedAt]));
     let to = oldest.finished_at;
-    let expect = segmentNumber(first, size);
-    for (const s of onTimeline) {
-      if (segmentNumber(s.name, size) !== expect) {
-        problems.push(`the WAL archive has a gap after base backup ${oldest.id}: ${segmentName(oldest.timeline, expect, size)} missing; recovery stops there`);
-        break;
-      }
-      if (s.archivedAt > to) to = s.archivedAt;
-      expect++;
-    }
+    for (const n of walk.run) if (at.get(n)! > to) to = at.get(n)!;
+    if (walk.missing.length) problems.push(`the WAL archive has a gap after base backup ${oldest.id}: ${walk.next} missing; recovery stops there`);
     window = { from: oldest.finished_at, to };
   }
   return {
@@ -124,13 +121,15 @@ export async function clusterStatus(ctx: Context, c: Cluster, now: Date): Promis
   } catch (e) {
     problems.push((e as Error).message);
   }
+  const hist = await readHistories(ctx, a, recs.items, c.archiveDir);
+  problems.push(...hist.problems);
   let archiver: Archiver | null = null;
   try {
     archiver = JSON.parse(await clusterSql(ctx, c, ARCHIVER_SQL)) as Archiver;
   } catch (e) {
     problems.push(`cannot read pg_stat_archiver in ${c.container}: ${(e as Error).message.split('\n')[0]}`);
   }
-  return pitrFacts({ container: c.container, maxWalAgeMs: c.maxWalAgeMs, now, segments, waiting, bases: bases.items, archiver, problems });
+  return pitrFacts({ container: c.container, maxWalAgeMs: c.maxWalAgeMs, now, segments, histories: hist.histories, waiting, bases: bases.items, archiver, problems });
 }
 
 /** A PitrStatus as metrics series (pure). */

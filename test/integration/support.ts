@@ -5,10 +5,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { TEMP_PREFIX } from '../../lib/core/fsutil.js';
+import { safeArchiveCommand } from '../../lib/pitr/settings.js';
 import { CLI, type TestFleet } from '../helpers.js';
 
 /**
@@ -224,3 +225,33 @@ export function allCommandLines(): string[] {
   }
   return out;
 }
+
+/** A WAL landing directory (0700) that the containers' postgres user writes into. */
+export async function landingDir(fleet: TestFleet, dir: string): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o700);
+  await fleet.runner.run(['chown', 'postgres:postgres', dir]);
+  return dir;
+}
+
+/**
+ * A tenant container whose cluster archives its WAL (the README's safe archive_command) into a
+ * landing directory of the fleet (`<fleet dir>/wal` unless `landing` says), mounted as
+ * /wal-archive. `archiveTimeout` '0': segments switch only when a test forces it (the default
+ * here, so the window moves only then). Returns the container, the landing directory and the
+ * cluster's data directory on the host.
+ */
+export async function archivingCluster(fleet: TestFleet, o: { databases: string[]; name?: string; landing?: string; archiveTimeout?: string }): Promise<{ pg: string; landing: string; dataDir: string }> {
+  const pg = o.name ?? `${fleet.prefix}-pg`;
+  const landing = await landingDir(fleet, o.landing ?? path.join(fleet.dir, 'wal'));
+  const t = await fleet.sandbox.startTenant({
+    name: pg,
+    databases: o.databases,
+    mounts: { [landing]: '/wal-archive' },
+    settings: { wal_level: 'replica', archive_mode: 'on', archive_timeout: o.archiveTimeout ?? '0', archive_command: safeArchiveCommand() },
+  });
+  return { pg, landing, dataDir: t.dataDir };
+}
+
+/** A project's database.pitr block on that landing directory. */
+export const pitrOn = (landing: string, extra: Record<string, unknown> = {}) => ({ pitr: { enabled: true, archive_dir: landing, max_wal_age: '5m', ...extra } });

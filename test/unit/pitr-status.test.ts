@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BaseBackupMetadata } from '../../lib/formats/pitr.js';
 import { pitrFacts, seriesOf, type Segment } from '../../lib/pitr/status.js';
+import { parseHistory } from '../../lib/pitr/timelines.js';
 import { renderMetrics } from '../../lib/fleet/metrics.js';
 import { targetFacts } from '../../lib/fleet/metrics.js';
 import type { Target } from '../../lib/config/load.js';
@@ -33,6 +34,19 @@ describe('pitrFacts', () => {
     ]);
     expect(f.window).toBeNull();
     expect(facts({}).problems).toContain('no WAL archived yet');
+  });
+
+  it('across a timeline switch the window follows the history file; a newer timeline without one fails it', () => {
+    const tl2 = (n: number, at: string): Segment => ({ ...seg(n, at), name: `0000000200000000000000${n.toString(16).toUpperCase().padStart(2, '0')}` });
+    const segments = [seg(2, '2026-03-01T10:00:00Z'), seg(3, '2026-03-01T10:30:00Z'), seg(4, '2026-03-01T11:40:00Z'), tl2(3, '2026-03-01T11:00:00Z'), tl2(4, '2026-03-01T11:58:00Z')];
+    const bases = [base('base_20260301_100000Z', '0/2000028', '2026-03-01T10:00:05Z')];
+    const f = facts({ segments, bases, histories: [parseHistory('00000002.history', '1\t0/3800000\tx\n')] });
+    expect(f.problems).toEqual([]);
+    // Timeline 1's segment 4 (written after the switch, left behind) does not count; timeline 2's does.
+    expect(f.window).toEqual({ from: '2026-03-01T10:00:05Z', to: '2026-03-01T11:58:00Z' });
+    const lost = facts({ segments, bases });
+    expect(lost.problems).toEqual([expect.stringContaining('(00000002.history missing): recovery cannot follow the timeline switch')]);
+    expect(lost.window).toEqual({ from: '2026-03-01T10:00:05Z', to: '2026-03-01T11:40:00Z' });
   });
 
   it('a gap after the base backup ends the window there and fails it', () => {
