@@ -19,6 +19,10 @@
  * the archive and the container's free space are checked before consent and before anything is
  * touched; then a temporary instance recovers it and dumps it into a private temporary file that
  * the same safe restore (or --into) reads, and that is removed at the end, also on failure.
+ * With --to and --from-offsite, the same from the bucket alone (lib/pitr/offsite.ts): planned over
+ * the copies of the cluster's base backups and WAL, the identity and this host's space checked
+ * before consent; then what the plan needs fetched, checked and decrypted into a private
+ * directory, recovered from there, and removed (for a host whose local archive is gone).
  */
 import path from 'node:path';
 import { findTarget, type Target } from '../config/load.js';
@@ -41,6 +45,7 @@ import type { DumpSource } from '../restore/dump.js';
 import { isRemoteDump } from '../offsite/fetch.js';
 import { WAL_NAME } from '../formats/pitr.js';
 import { clusterOf } from '../pitr/cluster.js';
+import { noOffsite, planFromBucket, withBucketRecovery } from '../pitr/offsite.js';
 import { checkRecoverySpace, parsePointInTime, planRecovery, takeInLanded, withRecoveredDump } from '../pitr/recover.js';
 
 export interface RestoreCommandOptions {
@@ -77,9 +82,9 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
   const t = findTarget(ctx.config, o.project, o.environment);
   const ref = { project: t.project, environment: t.environment };
   if (o.into !== undefined && !isPgIdent(o.into)) throw new UsageError(`--into ${JSON.stringify(o.into)}: not a valid database name (allowed: ${PG_IDENT.source})`);
-  if (o.to !== undefined && (o.source || o.latest || o.fromOffsite || o.safetyBackup === false))
-    throw new UsageError('--to restores the database as it was at that time: give no backup, path, --latest, --from-offsite or --no-safety-backup with it');
-  const pitr = o.to !== undefined ? await pitrPlan(ctx, t, o.to, !o.dryRun) : undefined;
+  if (o.to !== undefined && (o.source || o.latest || o.safetyBackup === false))
+    throw new UsageError('--to restores the database as it was at that time: give no backup, path, --latest or --no-safety-backup with it');
+  const pitr = o.to !== undefined ? await pitrPlan(ctx, t, o.to, !o.dryRun, !!o.fromOffsite) : undefined;
   const src: DumpSource | undefined = pitr ? undefined : o.fromOffsite ? await resolveOffsiteSource(ctx, t, o) : await resolveSource(ctx, t, o);
   const where = t.container ? `container ${t.container}` : 'DATABASE_URL';
   // A partial backup restored whole: refused before the plan unless --allow-partial (lib/restore/partial.ts).
@@ -110,7 +115,7 @@ export async function runRestore(ctx: Context, o: RestoreCommandOptions): Promis
     ctx.out('dry run: nothing changed');
     return { dryRun: true, database: o.into ?? t.database };
   }
-  if (pitr) return withRecoveredDump(ctx, pitr.cluster, { plan: pitr.plan, database: t.database }, (file) => restoreFrom(ctx, t, o, { path: file }, `${t.database} as it was at ${pitr.plan.point}`));
+  if (pitr) return recoverWith(ctx, t, pitr, (file) => restoreFrom(ctx, t, o, { path: file }, `${t.database} as it was at ${pitr.plan.point}`));
   return restoreFrom(ctx, t, o, src!);
 }
 
@@ -145,12 +150,15 @@ async function restoreFrom(ctx: Context, t: Target, o: RestoreCommandOptions, sr
 }
 
 /** The recovery --to plans (read-only, refused before anything is touched), and its lines of the printed plan. */
-async function pitrPlan(ctx: Context, t: Target, to: string, takeIn: boolean) {
+async function pitrPlan(ctx: Context, t: Target, to: string, takeIn: boolean, fromOffsite: boolean) {
   const point = parsePointInTime(to);
   const cluster = clusterOf(ctx.config, t);
-  if (takeIn) await takeInLanded(ctx, cluster);
-  const plan = await planRecovery(ctx, cluster, point);
-  const space = await checkRecoverySpace(ctx, cluster, plan);
+  // --from-offsite: planned over the bucket's copies alone (lib/pitr/offsite.ts); the container's space is checked once they are fetched.
+  if (fromOffsite && !t.offsite) throw noOffsite(t);
+  const bucket = fromOffsite ? await planFromBucket(ctx, t, cluster, point) : undefined;
+  if (takeIn && !bucket) await takeInLanded(ctx, cluster);
+  const plan = bucket?.plan ?? (await planRecovery(ctx, cluster, point));
+  const space = bucket ? null : await checkRecoverySpace(ctx, cluster, plan);
   const segs = plan.wal.filter((r) => r.kind === 'segment').length + plan.waiting.filter((n) => WAL_NAME.segment.test(n)).length;
   const lines = [
     `  from          ${t.database} as it was at ${plan.point}${point === 'latest' ? ' (latest: the end of the WAL archive)' : ''}, recovered by a temporary instance in container ${cluster.container} (removed after)`,
@@ -158,9 +166,19 @@ async function pitrPlan(ctx: Context, t: Target, to: string, takeIn: boolean) {
     `  base backup   ${plan.base.id} (finished ${plan.base.finished_at}, ${humanSize(plan.base.size_bytes)})`,
     `  WAL           ${plan.segments.first} … ${plan.segments.last} (${segs} segment(s)${plan.waiting.length ? `, ${plan.waiting.length} of them still in the landing directory, taken in first` : ''}), replayed ${plan.target ? `to ${plan.target} inclusive` : 'to the end of the archive'}, then promoted`,
     `  timelines     ${plan.timelines.replace(/^timelines? /, '')}${plan.timeline !== plan.base.timeline ? ' (recovery follows the timeline switch, as the history file says)' : ''}`,
-    `  space         ${humanSize(space.needed)} needed in the container's /tmp, ${humanSize(space.available)} free`,
+    ...(space
+      ? [`  space         ${humanSize(space.needed)} needed in the container's /tmp, ${humanSize(space.available)} free`]
+      : [
+          `  offsite       fetched from ${bucket!.location}/_clusters/${cluster.container}/${bucket!.identityFile ? ' (age-encrypted, read with PGFLEET_AGE_IDENTITY_FILE)' : ''}, each file checked, into a private directory under ${ctx.config.platform.backupRoot} (removed after)`,
+          `  space         ${humanSize(bucket!.bytes)} to fetch, ${humanSize(bucket!.available)} free on this host; the container's /tmp checked once fetched, before the temporary instance starts`,
+        ]),
   ];
-  return { cluster, plan, lines };
+  return { cluster, plan, lines, bucket };
+}
+
+/** The recovered dump for `use`: from the local archive, or fetched from the bucket (--from-offsite). */
+function recoverWith<T>(ctx: Context, t: Target, pitr: Awaited<ReturnType<typeof pitrPlan>>, use: (file: string) => Promise<T>): Promise<T> {
+  return pitr.bucket ? withBucketRecovery(ctx, t.database, pitr.bucket, use) : withRecoveredDump(ctx, pitr.cluster, { plan: pitr.plan, database: t.database }, use);
 }
 
 /** The stock command an operator runs to drop a database pgfleet kept or made. */

@@ -17,7 +17,7 @@ export const restore: Verb = {
   name: 'restore',
   usage:
     'restore <project> <env> (<id> | <path> | --latest) [--yes] [--dry-run] [--no-safety-backup] [--into <database>] [--jobs N] [--from-offsite] [--allow-partial]\n' +
-    '        restore <project> <env> --to <ISO-8601 time | latest> [--into <database>] [--yes] [--dry-run]\n' +
+    '        restore <project> <env> --to <ISO-8601 time | latest> [--into <database>] [--from-offsite] [--yes] [--dry-run]\n' +
     '        restore <project> <env> (<id> | <path> | --latest) --table <schema.table> [--table …] [--schema <name>] [--as <schema>] [--into <database>] [--yes] [--dry-run]',
   summary: 'restore over the live database safely (safety backup, scratch copy checked, swap by renaming); --to: the database as it was at that time (point-in-time recovery); --into: into a new database; --table/--schema: those tables, beside the live data in a new schema (--as)',
   options: {

@@ -3,8 +3,9 @@
 // own). A base backup and the WAL land in the bucket encrypted with age as they are taken (basebackup,
 // pitr archive); a failed upload leaves the base backup complete and pending, offsite sync
 // catches up (idempotent, --dry-run); list --offsite shows them; prune keeps the WAL a kept base
-// backup needs; then the local PITR repository is deleted and pitr recover --from-offsite brings
-// the tenant's database back as it was at the target (exactly the rows committed by then), from the bucket alone.
+// backup needs; then the local PITR repository is deleted and pitr recover --from-offsite and
+// restore --to --from-offsite bring the tenant back to exactly the rows committed by the target,
+// from the bucket alone, the other tenant untouched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -196,6 +197,33 @@ describe('PITR offsite: base backups and WAL in the bucket, restore --to from th
     expect(scratchLeft()).toEqual([]);
     expect(await recoverLeft()).toBe('');
     expect(await rows('beta')).toBe('beta early,beta late');
+    expect(existsSync(path.join(fleet.backupRoot, '_clusters', pg, 'base'))).toBe(false); // nothing of the bucket kept in the repository
+  }, 300_000);
+
+  it('restore --to --from-offsite over the live database, the local PITR repository gone: exactly the rows committed by the target; the other tenant untouched; nothing left', async () => {
+    // The host side of PITR gone: the repository's _clusters/ and what waits in the landing directory (archived after the target).
+    rmSync(path.join(fleet.backupRoot, '_clusters'), { recursive: true, force: true });
+    for (const f of readdirSync(landing)) rmSync(path.join(landing, f));
+    // Without the identity: refused before anything is touched.
+    const noId = await fleet.cli(['restore', 'acme', 'production', '--to', target, '--from-offsite', '--yes'], { env: { ...gw.env(), PGFLEET_AGE_IDENTITY_FILE: '' } });
+    expect(noId.code, noId.stdout + noId.stderr).toBe(2);
+    expect(noId.stderr).toContain('PGFLEET_AGE_IDENTITY_FILE');
+    expect(await rows('acme')).toBe('acme 2,acme late');
+    expect(existsSync(path.join(fleet.backupRoot, '_clusters'))).toBe(false);
+
+    const dry = await fleet.cli(['restore', 'acme', 'production', '--to', target, '--from-offsite', '--dry-run'], { env: env() });
+    expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`base backup   ${first} (finished`);
+    expect(dry.stdout).toContain(`offsite       fetched from s3://${BUCKET}/fleet/${prefix()} (age-encrypted, read with PGFLEET_AGE_IDENTITY_FILE)`);
+    expect(dry.stdout).toContain('dry run: nothing changed');
+    expect(scratchLeft()).toEqual([]);
+
+    const r = await fleet.cli(['restore', 'acme', 'production', '--to', target, '--from-offsite', '--yes'], { env: env() });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await rows('acme')).toBe('acme 1,acme 2');
+    expect(await rows('beta')).toBe('beta early,beta late');
+    expect(scratchLeft()).toEqual([]);
+    expect(await recoverLeft()).toBe('');
     expect(existsSync(path.join(fleet.backupRoot, '_clusters', pg, 'base'))).toBe(false); // nothing of the bucket kept in the repository
   }, 300_000);
 });
