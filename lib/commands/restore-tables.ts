@@ -86,7 +86,7 @@ export async function runRestoreTables(ctx: Context, o: RestoreTablesOptions): P
   }
 
   const r = await withLock(ctx.repo.lockDir(t.project, t.environment), t, 'restore', () =>
-    restoreTables(ctx, t, src, { tables: o.tables, schemas: o.schemas, as, into: o.into, jobs: o.jobs, signal: ctx.signal }),
+    restoreTables(ctx, t, src, { tables: o.tables, schemas: o.schemas, as, into: o.into, jobs: o.jobs, plan, signal: ctx.signal }),
   );
   const rows = r.tables.reduce((a, x) => a + x.rows, 0);
   const checked = r.tables.filter((x) => x.recorded !== null).length;

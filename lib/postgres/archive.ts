@@ -57,8 +57,8 @@ export interface TocEntry {
   deps: number[];
   /** A TABLE DATA entry's COPY statement (pg_restore runs it as written). */
   copyStmt: string | null;
-  /** Where the namespace and COPY statement fields are in the head ([start, end), length prefix included). */
-  spans: { namespace: [number, number]; copyStmt: [number, number] };
+  /** Where the defn, drop statement, COPY statement and namespace fields are in the head ([start, end), length prefix included; one after the other). */
+  spans: { defn: [number, number]; dropStmt: [number, number]; namespace: [number, number]; copyStmt: [number, number] };
   /** Where the entry's offset flag byte is, in the head. */
   flagAt: number;
   flag: number;
@@ -130,13 +130,15 @@ export function parseToc(b: Buffer): ArchiveToc {
     const tag = r.str();
     const desc = r.str();
     const section = r.int();
+    const defnAt = r.pos;
     const defn = r.str();
+    const dropAt = r.pos;
     r.str(); // drop statement
     const copyAt = r.pos;
     const copyStmt = r.str();
     const nsAt = r.pos;
     const namespace = r.str();
-    const spans = { namespace: [nsAt, r.pos] as [number, number], copyStmt: [copyAt, nsAt] as [number, number] };
+    const spans = { defn: [defnAt, dropAt] as [number, number], dropStmt: [dropAt, copyAt] as [number, number], copyStmt: [copyAt, nsAt] as [number, number], namespace: [nsAt, r.pos] as [number, number] };
     r.str(); // tablespace
     if (version >= v(1, 14, 0)) r.str(); // table access method
     if (version >= v(1, 16, 0)) r.int(); // relkind
@@ -372,12 +374,20 @@ export function headWithPositions(head: Buffer, toc: ArchiveToc, at: Map<number,
   return patch;
 }
 
+/** What retargetHead changes in an entry: its namespace, and its COPY statement and definition where given. */
+export interface EntryChange {
+  namespace: string;
+  copyStmt?: string;
+  defn?: string;
+}
+
 /**
- * `head` with the namespace and COPY statement of some entries replaced (dump id → new values):
- * the same archive, its data for those entries loaded elsewhere by pg_restore. The head's length
- * changes: it is for a thin archive, whose data positions are set after it (headWithPositions).
+ * `head` with the namespace, and the COPY statement and definition where given, of some entries
+ * replaced (dump id → new values): the same archive, those entries restored elsewhere by
+ * pg_restore. Every other field is kept byte for byte. The head's length changes: it is for a thin
+ * archive, whose data positions are set after it (headWithPositions).
  */
-export function retargetHead(head: Buffer, toc: ArchiveToc, changes: Map<number, { namespace: string; copyStmt: string }>): Buffer {
+export function retargetHead(head: Buffer, toc: ArchiveToc, changes: Map<number, EntryChange>): Buffer {
   const str = (s: string) => {
     const body = Buffer.from(s, 'utf8');
     const n = Buffer.alloc(1 + toc.intSize);
@@ -389,7 +399,8 @@ export function retargetHead(head: Buffer, toc: ArchiveToc, changes: Map<number,
   for (const e of toc.entries) {
     const c = changes.get(e.dumpId);
     if (!c) continue;
-    parts.push(head.subarray(at, e.spans.copyStmt[0]), str(c.copyStmt), str(c.namespace));
+    const field = (span: [number, number], to: string | undefined) => (to === undefined ? head.subarray(...span) : str(to));
+    parts.push(head.subarray(at, e.spans.defn[0]), field(e.spans.defn, c.defn), head.subarray(...e.spans.dropStmt), field(e.spans.copyStmt, c.copyStmt), str(c.namespace));
     at = e.spans.namespace[1];
   }
   parts.push(head.subarray(at, toc.headBytes));

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Logger } from '../core/log.js';
-import { ArchiveIndexer, headWithPositions, retargetHead, tocOf, type ArchiveToc } from '../postgres/archive.js';
+import { ArchiveIndexer, headWithPositions, retargetHead, tocOf, type ArchiveToc, type EntryChange } from '../postgres/archive.js';
 import type { TargetShell } from '../process/container.js';
 import type { Context } from '../runtime/context.js';
 import type { DumpFile } from './dump.js';
@@ -123,7 +123,7 @@ export class ThinArchive extends Transform {
   /** `retarget`: entries whose namespace and COPY statement change in the thin archive's head (lib/postgres/archive.ts retargetHead). */
   constructor(
     private readonly keep: ReadonlySet<number>,
-    private readonly retarget?: Map<number, { namespace: string; copyStmt: string }>,
+    private readonly retarget?: Map<number, EntryChange>,
   ) {
     super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
     this.patch = new Promise((resolve) => (this.settle = resolve));

@@ -23,6 +23,7 @@ import type { TargetShell } from '../process/container.js';
 import type { Context } from '../runtime/context.js';
 import { AgeError } from '../process/age.js';
 import { describeDump, hashWhole, readDump, sealed, type CheckedDump, type DumpFile, type DumpSource } from './dump.js';
+import type { EntryChange } from '../postgres/archive.js';
 import { archiveIndex, ThinArchive } from './positions.js';
 
 export interface OpenOptions {
@@ -35,8 +36,8 @@ export interface OpenOptions {
    * is not recognised.
    */
   only?: ReadonlySet<number>;
-  /** With `only`: entries whose namespace and COPY statement the thin archive's head changes (their data loads into another schema). */
-  retarget?: Map<number, { namespace: string; copyStmt: string }>;
+  /** With `only`: entries whose namespace, COPY statement or definition the thin archive's head changes (they restore into another schema). */
+  retarget?: Map<number, EntryChange>;
 }
 
 /** A checked dump, ready for pg_restore. */
@@ -45,6 +46,11 @@ export interface OpenedDump extends CheckedDump {
   staged: StagedArchive | null;
   /** Remove the staged copy. Idempotent; returns what could not be removed. */
   close(): Promise<string[]>;
+  /**
+   * The staged copy was removed where it was staged, by the caller's own last command there (a
+   * table restore's one script): close() then only stops the reading, with no call of its own.
+   */
+  removedThere(): void;
 }
 
 export interface StagedArchive {
@@ -90,13 +96,14 @@ export async function openDump(ctx: Context, sh: TargetShell, src: DumpSource, o
 
 async function openDescribed(ctx: Context, sh: TargetShell, d: DumpFile, o: OpenOptions, onBytes?: (n: number) => void): Promise<OpenedDump> {
   const jobs = d.remote && !sh.container ? 1 : (o.jobs ?? defaultJobs());
-  if (jobs <= 1) return { ...(await hashWhole(d, { signal: o.signal, target: sh.ref, onBytes })), staged: null, close: async () => [] };
+  if (jobs <= 1) return { ...(await hashWhole(d, { signal: o.signal, target: sh.ref, onBytes })), staged: null, close: async () => [], removedThere: () => undefined };
   const log = targetLogger(ctx.logger, sh.target);
   const t0 = performance.now();
   const dir = `${sh.container ? '/tmp' : os.tmpdir()}/pgfleet-restore-${randomBytes(6).toString('hex')}`;
   const file = `${dir}/archive.dump`;
   const cleanup = new Undo(log);
-  cleanup.push(`remove staged dump ${dir}`, async () => void (await sh.run('rm', ['-rf', '--', dir], { what: 'rm (staged dump)', role: 'cleanup' })));
+  let removed = false;
+  cleanup.push(`remove staged dump ${dir}`, async () => void (removed || (await sh.run('rm', ['-rf', '--', dir], { what: 'rm (staged dump)', role: 'cleanup' }))));
   // The positions are read alongside and needed only when pg_restore starts: the dump is returned
   // as soon as it is staged and checked, and closing it stops a reading still under way.
   const reading = new AbortController();
@@ -125,7 +132,7 @@ async function openDescribed(ctx: Context, sh: TargetShell, d: DumpFile, o: Open
     });
     const checked = sealed(d, staged.sha256, staged.bytes, { target: sh.ref });
     log.info({ ms: Math.round(performance.now() - t0), ...(thin && { thin: true, dropped_bytes: thin.dropped }) }, 'dump checked and staged');
-    return { ...checked, staged: { file, tocPatch, retargeted: !!(thin && o.retarget?.size) }, close };
+    return { ...checked, staged: { file, tocPatch, retargeted: !!(thin && o.retarget?.size) }, close, removedThere: () => void (removed = true) };
   } catch (e) {
     throw withLeftovers(e, await close(), sh.ref);
   }

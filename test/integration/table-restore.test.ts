@@ -3,9 +3,25 @@ import { runBackup } from '../../lib/commands/backup.js';
 import { runRestoreTables } from '../../lib/commands/restore-tables.js';
 import { runShow } from '../../lib/commands/show.js';
 import { EXIT, PgfleetError, UsageError } from '../../lib/core/errors.js';
+import { silentLogger } from '../../lib/core/log.js';
+import { Runner, type RunOptions, type RunResult, type Spawned } from '../../lib/process/runner.js';
+import { contextFor, defaultDeps } from '../../lib/runtime/context.js';
 import { sampleSql } from '../../scripts/sandbox/sample.js';
-import { TestFleet } from '../helpers.js';
+import { TEST_CONTAINER_CLI, TestFleet } from '../helpers.js';
 import { richSql } from './table-fixture.js';
+
+/** The real Runner; every argv it starts is kept in `calls` (as test/integration/status-calls.test.ts counts them). */
+class CountingRunner extends Runner {
+  readonly calls: string[][] = [];
+  override run(argv: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    this.calls.push([...argv]);
+    return super.run(argv, opts);
+  }
+  override spawn(argv: readonly string[], opts?: RunOptions): Spawned {
+    this.calls.push([...argv]);
+    return super.spawn(argv, opts);
+  }
+}
 
 const PASSWORD = 'Pw-tables-93kd-secret';
 
@@ -90,6 +106,49 @@ describe('restore --table (real PostgreSQL 15 in containers)', () => {
     expect(again.message).toContain('schema "rescued" already exists');
     expect(await rowHash('shop_production', 'rescued.tickets')).toBe(atBackup['public.tickets'].rows);
     expect(await databases()).toEqual(dbsBefore);
+  });
+
+  it('a table restore makes three container calls (the psql session, the staging, the one restore script) and reads the TOC once, beside and --into', async () => {
+    const dbsBefore = await databases();
+    const restore = async (o: { as?: string; into?: string }, table = 'public.tickets') => {
+      const runner = new CountingRunner();
+      const ctx = contextFor(fleet.configFile, defaultDeps({ runner, logger: silentLogger(), out: () => undefined, progress: false }));
+      const r = await runRestoreTables(ctx, { project: 'shop', environment: 'production', source: backupId, tables: [table], schemas: [], ...o, yes: true });
+      const container = runner.calls.filter((a) => a[0] === TEST_CONTAINER_CLI);
+      // Each call by what it runs in the container: psql, or the name a `sh -c` script is given.
+      const what = container.map((a) => (a.includes('psql') ? 'psql' : (a[a.indexOf('-c') + 2] ?? a.join(' '))));
+      // The restore script's work database and live database (lib/restore/tables.ts TABLE_RESTORE_SH $6, $7).
+      const script = container.find((a) => a.includes('pgfleet-table-restore'))!;
+      const at = script.indexOf('pgfleet-table-restore');
+      const hostZstd = runner.calls.filter((a) => a[0] === 'zstd').length;
+      return { r, what, hostZstd, work: script[at + 6], live: script[at + 7] };
+    };
+    // tickets has an identity sequence: its copy takes the scratch database's way.
+    const beside = await restore({ as: 'counted' });
+    expect(beside.r.restored?.tables.map((t) => [t.to, t.rows, t.recorded])).toEqual([['counted.tickets', 40, 40]]);
+    expect(await rowHash('shop_production', 'counted.tickets')).toBe(atBackup['public.tickets'].rows);
+    expect(beside.what).toEqual(['psql', 'pgfleet-stage', 'pgfleet-table-restore']);
+    expect(beside.hostZstd).toBe(2); // the TOC's head, then the one read that checks and thins the dump
+    expect(beside.work).toMatch(/^shop_production__pgfleet_scratch_/);
+    expect(beside.live).toBe('shop_production');
+    // A table with its key and grants only: straight into the new schema, no scratch database.
+    const straight = await restore({ as: 'counted_straight' }, '"My Schema"."Odd ""Name"""');
+    expect(straight.r.restored?.tables.map((t) => [t.to, t.rows, t.recorded])).toEqual([['counted_straight."Odd ""Name"""', 25, 25]]);
+    expect(await rowHash('shop_production', 'counted_straight."Odd ""Name"""')).toBe(atBackup['"My Schema"."Odd ""Name"""'].rows);
+    expect(straight.what).toEqual(['psql', 'pgfleet-stage', 'pgfleet-table-restore']);
+    expect([straight.work, straight.live]).toEqual(['shop_production', '']);
+    const copied = await tableSchema('shop_production', 'counted_straight."Odd ""Name"""');
+    expect(copied.split('counted_straight.').join('"My Schema".').split('Schema: counted_straight;').join('Schema: My Schema;')).toBe(atBackup['"My Schema"."Odd ""Name"""'].schema);
+    const into = await restore({ into: 'shop_counted' });
+    expect(into.r.restored?.tables.map((t) => [t.to, t.rows, t.recorded])).toEqual([['public.tickets', 40, 40]]);
+    expect(await rowHash('shop_counted', 'public.tickets')).toBe(atBackup['public.tickets'].rows);
+    expect(into.what).toEqual(['psql', 'pgfleet-stage', 'pgfleet-table-restore']);
+    expect(into.hostZstd).toBe(2);
+    // Nothing left behind: no scratch database, no staged copy.
+    expect((await databases()).sort()).toEqual([...dbsBefore, 'shop_counted'].sort());
+    expect(await stagedLeft()).toEqual([]);
+    await sql('postgres', 'DROP DATABASE shop_counted');
+    await sql('shop_production', 'DROP SCHEMA counted CASCADE; DROP SCHEMA counted_straight CASCADE');
   });
 
   it('restores a partitioned table with its partitions into a new database', async () => {

@@ -285,4 +285,24 @@ describe('retargeted head (a thin archive whose rows load into another schema)',
       expect(patched.subarray(e.offset, e.offset + len).equals(a.bytes.subarray(a.blocks.get(id)!, a.blocks.get(id)! + len))).toBe(true);
     }
   });
+
+  it('changes a definition where given (a table restored straight into another schema), its drop statement and every other field byte for byte', async () => {
+    const a = archive(ENTRIES);
+    const t = new ThinArchive(new Set([20]), new Map([[11, { namespace: 'r', defn: 'CREATE TABLE r.t11 (\n    id integer\n);\n' }]]));
+    const out: Buffer[] = [];
+    t.on('data', (b: Buffer) => out.push(Buffer.from(b)));
+    const ended = new Promise((resolve) => t.once('end', resolve));
+    t.end(a.bytes);
+    await ended;
+    const patch = (await t.patch)!;
+    const before = parseToc(a.bytes);
+    const after = parseToc(patch);
+    const e11 = after.entries.find((e) => e.dumpId === 11)!;
+    expect([e11.namespace, e11.defn, e11.copyStmt]).toEqual(['r', 'CREATE TABLE r.t11 (\n    id integer\n);\n', '']);
+    const b11 = before.entries.find((e) => e.dumpId === 11)!;
+    expect(patch.subarray(...e11.spans.dropStmt).equals(a.bytes.subarray(...b11.spans.dropStmt))).toBe(true);
+    expect(after.entries.filter((e) => e.dumpId !== 11).map((e) => [e.dumpId, e.desc, e.tag, e.namespace, e.defn, e.copyStmt, e.owner, e.deps])).toEqual(
+      before.entries.filter((e) => e.dumpId !== 11).map((e) => [e.dumpId, e.desc, e.tag, e.namespace, e.defn, e.copyStmt, e.owner, e.deps]),
+    );
+  });
 });
