@@ -22,20 +22,22 @@
  * The live cluster is only read (its binaries, its container's /tmp); its data directory, its
  * socket and its other databases are never touched.
  */
-import { createWriteStream, promises as fs } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { pipeline } from 'node:stream';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { backupMetadata } from '../backup/record.js';
 import type { Target } from '../config/load.js';
-import { EXIT, InternalError, PgfleetError, UsageError } from '../core/errors.js';
+import { CommandError, EXIT, InternalError, PgfleetError, UsageError, VerificationError } from '../core/errors.js';
 import { hashingTap } from '../core/hashing.js';
 import { schemaProblems } from '../core/schema-files.js';
 import { humanSize } from '../core/text.js';
 import type { BackupMetadata } from '../formats/metadata.js';
 import { WAL_NAME, type BaseBackupMetadata, type WalRecord } from '../formats/pitr.js';
 import { parseRowCounts, ROW_COUNTS_SQL } from '../postgres/psql.js';
+import type { Spawned } from '../process/runner.js';
 import type { Context } from '../runtime/context.js';
 import { backupStem, META_EXT } from '../storage/repository.js';
 import { archiveOf, ref, SUPERUSER, withClusterLock, type Cluster } from './cluster.js';
@@ -259,8 +261,9 @@ export interface RecoveryInstance {
  * postmaster recovering them along `timeline` (recovery_target_timeline; its history file staged
  * with the WAL) to `target`, inclusive, then promote (without one: to the end of the staged WAL,
  * then promote), `use` called once it promoted; always, also on failure or an
- * abort: the postmaster stopped and the directory removed. The WAL is copied as recorded (the
- * caller checks it first when it must be whole).
+ * abort: the postmaster stopped and the directory removed. The base backup's tar is hashed as it
+ * is staged (its size and sha256 against its metadata: VerificationError, before the postmaster
+ * starts); the WAL is copied as recorded (the caller checks it first when it must be whole).
  */
 export async function withRecoveryInstance<T>(ctx: Context, c: Cluster, o: { base: BaseBackupMetadata; wal: readonly WalRecord[]; target?: string; timeline?: number; waitMs?: number }, use: (i: RecoveryInstance) => Promise<T>): Promise<T> {
   const { base, wal, target: to } = o;
@@ -273,8 +276,25 @@ export async function withRecoveryInstance<T>(ctx: Context, c: Cluster, o: { bas
   const pgCtl = `${bin}/pg_ctl`;
   try {
     await exec(['mkdir', '-m', '700', dir, `${dir}/data`, `${dir}/wal`], { what: 'mkdir (recovery directory)' });
-    const base$ = ctx.runner.spawn(['zstd', '-dc', '--', archive.store.pathOf!(archive.baseKey(base.id))], { what: 'zstd -d (base backup)', role: 'decompress', signal: ctx.signal });
-    await Promise.all([exec(['tar', '-x', '-C', `${dir}/data`], { input: base$.stdout, what: 'tar -x (base backup)' }), base$.done]);
+    // The stored tar hashed on the stream that stages it (as a restore checks a dump): damaged, nothing starts on it.
+    const tap = hashingTap();
+    let readFailed: Error | undefined;
+    // A read that fails ends zstd (it would wait for the rest of its input), and is the error.
+    const read = pipeline(createReadStream(archive.store.pathOf!(archive.baseKey(base.id)), { highWaterMark: 1 << 20 }), tap.stream, (e) => {
+      if (!e) return;
+      readFailed = e;
+      base$.kill();
+    });
+    const base$: Spawned = ctx.runner.spawn(['zstd', '-dc'], { what: 'zstd -d (base backup)', program: 'zstd', role: 'decompress', signal: ctx.signal, input: read });
+    await Promise.all([exec(['tar', '-x', '-C', `${dir}/data`], { input: base$.stdout, what: 'tar -x (base backup)' }), base$.done]).catch((e: unknown) => {
+      if (ctx.signal?.aborted) throw e;
+      if (readFailed) throw new PgfleetError(`base backup ${base.id}: its tar cannot be read: ${readFailed.message}`, EXIT.FAILED, ref(c));
+      if (e instanceof CommandError && e.program === 'zstd') throw new VerificationError(`base backup ${base.id}: its tar does not decompress (damaged): ${e.stderrTail.trim().split('\n').at(-1)}; nothing was started on it`, ref(c));
+      throw e;
+    });
+    const staged = { bytes: tap.bytes(), sha256: tap.digest() };
+    if (staged.bytes !== base.size_bytes || staged.sha256 !== base.sha256)
+      throw new VerificationError(`base backup ${base.id}: ${staged.bytes !== base.size_bytes ? `${staged.bytes} bytes read, metadata says ${base.size_bytes}` : `sha256 ${staged.sha256}, metadata says ${base.sha256}`} (damaged); nothing was started on it`, ref(c));
     for (const r of wal) {
       ctx.signal?.throwIfAborted();
       const z = ctx.runner.spawn(['zstd', '-dc', '--', archive.store.pathOf!(archive.walKey(r.name))], { what: `zstd -d (WAL ${r.name})`, role: 'decompress' });

@@ -99,6 +99,24 @@ describe('verification of the WAL chain and its retention (real PostgreSQL 15 ar
     }
   }, 300_000);
 
+  it('a flipped byte in the base backup fails verification (exit 4), caught as the tar is staged: nothing started on it', async () => {
+    const file = path.join(fleet.backupRoot, '_clusters', pg, 'base', `${first.base.id}.tar.zst`);
+    const good = readFileSync(file);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)] ^= 0x01;
+    writeFileSync(file, bad);
+    try {
+      const r = await fleet.cli(['verify-backups', 'acme', 'production']);
+      expect(r.code, r.stdout + r.stderr).toBe(4);
+      expect(r.stdout).toMatch(new RegExp(`FAILED  cluster ${pg} ${first.base.id}: base backup ${first.base.id}: (its tar does not decompress|sha256 [0-9a-f]{64}, metadata says ${first.base.sha256}) \\(damaged\\)[^\\n]*; nothing was started on it`));
+      expect((await metaOf(first.base.id)).verification).toMatchObject({ status: 'failed', error: expect.stringContaining(`base backup ${first.base.id}`) });
+      const left = await fleet.runner.run(['podman', 'exec', pg, 'sh', '-c', 'ls -d /tmp/pgfleet-recover-* 2>/dev/null; ps -eo args | grep -c "[p]ostgres -D /tmp/pgfleet-recover" || true']);
+      expect(left.stdout.trim()).toBe('0');
+    } finally {
+      writeFileSync(file, good);
+    }
+  }, 300_000);
+
   it('a deleted segment is a gap: verification fails (exit 4) naming it', async () => {
     const victim = first.segs[0];
     const aside = path.join(fleet.dir, 'aside');
