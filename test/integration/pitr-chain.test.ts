@@ -3,14 +3,14 @@
 // the segment named); retention removes old base backups and the WAL before the oldest kept one,
 // never a segment a kept base backup needs (the chain still verifies after it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BaseBackupMetadata } from '../../lib/formats/pitr.js';
 import { ClusterArchive } from '../../lib/pitr/archive.js';
 import { segmentOfLsn } from '../../lib/pitr/segments.js';
-import { safeArchiveCommand } from '../../lib/pitr/settings.js';
 import { LocalStore } from '../../lib/storage/local.js';
 import { TestFleet } from '../helpers.js';
+import { archivingCluster, pitrOn } from './support.js';
 
 describe('verification of the WAL chain and its retention (real PostgreSQL 15 archiving WAL)', () => {
   let fleet: TestFleet;
@@ -19,19 +19,9 @@ describe('verification of the WAL chain and its retention (real PostgreSQL 15 ar
 
   beforeAll(async () => {
     fleet = new TestFleet();
-    pg = `${fleet.prefix}-pg`;
-    landing = path.join(fleet.dir, 'wal');
-    mkdirSync(landing, { recursive: true });
-    chmodSync(landing, 0o700);
-    await fleet.runner.run(['chown', 'postgres:postgres', landing]);
-    await fleet.sandbox.startTenant({
-      name: pg,
-      databases: ['acme_production'],
-      mounts: { [landing]: '/wal-archive' },
-      settings: { wal_level: 'replica', archive_mode: 'on', archive_timeout: '60', archive_command: safeArchiveCommand() },
-    });
+    ({ pg, landing } = await archivingCluster(fleet, { databases: ['acme_production'], archiveTimeout: '60' }));
     fleet.containerOf.set('acme', pg);
-    fleet.projects = [{ project: 'acme', databases: { production: 'acme_production' }, database: { pitr: { enabled: true, archive_dir: landing, max_wal_age: '5m', keep_base_backups: 1, base_backup_retention: '7d' } } }];
+    fleet.projects = [{ project: 'acme', databases: { production: 'acme_production' }, database: pitrOn(landing, { keep_base_backups: 1, base_backup_retention: '7d' }) }];
     fleet.writeConfig();
     await fleet.sql('acme', 'acme_production', 'CREATE TABLE orders (id int PRIMARY KEY)');
   }, 120_000);

@@ -3,10 +3,10 @@
 // accepts; a gap in the archive and a point outside the window refused before anything is
 // touched; SIGINT mid-recovery leaves no temporary instance and no temporary file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { safeArchiveCommand } from '../../lib/pitr/settings.js';
 import { TestFleet, type ProjectSpec } from '../helpers.js';
+import { archivingCluster, pitrOn } from './support.js';
 
 describe('restore --to (real PostgreSQL 15 archiving WAL, two tenants in one cluster)', () => {
   let fleet: TestFleet;
@@ -37,23 +37,11 @@ describe('restore --to (real PostgreSQL 15 archiving WAL, two tenants in one clu
 
   beforeAll(async () => {
     fleet = new TestFleet();
-    pg = `${fleet.prefix}-pg`;
     app = `${fleet.prefix}-acme-app`;
-    landing = path.join(fleet.dir, 'wal');
-    mkdirSync(landing, { recursive: true });
-    chmodSync(landing, 0o700);
-    await fleet.runner.run(['chown', 'postgres:postgres', landing]);
-    await Promise.all([
-      fleet.sandbox.startTenant({
-        name: pg,
-        databases: ['acme_production', 'beta_production'],
-        mounts: { [landing]: '/wal-archive' },
-        // archive_timeout off: segments switch only when the test forces it, so the window moves only then.
-        settings: { wal_level: 'replica', archive_mode: 'on', archive_timeout: '0', archive_command: safeArchiveCommand() },
-      }),
-      fleet.sandbox.startApp(app),
-    ]);
-    const pitr = { pitr: { enabled: true, archive_dir: landing, max_wal_age: '5m' } };
+    // archive_timeout off (the helper's default): segments switch only when the test forces it, so the window moves only then.
+    const [cluster] = await Promise.all([archivingCluster(fleet, { databases: ['acme_production', 'beta_production'] }), fleet.sandbox.startApp(app)]);
+    ({ pg, landing } = cluster);
+    const pitr = pitrOn(landing);
     const projects: ProjectSpec[] = [
       { project: 'acme', databases: { production: 'acme_production' }, database: { ...pitr, app_containers: { production: [app] } } },
       { project: 'beta', databases: { production: 'beta_production' }, database: pitr },

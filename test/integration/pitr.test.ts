@@ -15,6 +15,7 @@ import { recoverDatabase } from '../../lib/pitr/recover.js';
 import { safeArchiveCommand } from '../../lib/pitr/settings.js';
 import { LocalStore } from '../../lib/storage/local.js';
 import { TestFleet, type ProjectSpec } from '../helpers.js';
+import { archivingCluster, landingDir, pitrOn } from './support.js';
 
 const SEG = /^[0-9A-F]{24}$/;
 
@@ -25,33 +26,19 @@ describe('point-in-time recovery (real PostgreSQL 15 archiving WAL)', () => {
   let landing = '';
   const badLanding = () => path.join(fleet.dir, 'wal-bad');
 
-  /** Make a landing directory the container's postgres user writes into. */
-  async function landingDir(p: string): Promise<string> {
-    mkdirSync(p, { recursive: true });
-    chmodSync(p, 0o700);
-    await fleet.runner.run(['chown', 'postgres:postgres', p]);
-    return p;
-  }
-
   beforeAll(async () => {
     fleet = new TestFleet();
-    good = `${fleet.prefix}-pg`;
     bad = `${fleet.prefix}-bad`;
-    landing = await landingDir(path.join(fleet.dir, 'wal'));
-    await Promise.all([
-      fleet.sandbox.startTenant({
-        name: good,
-        databases: ['acme_production', 'beta_production'],
-        mounts: { [landing]: '/wal-archive' },
-        settings: { wal_level: 'replica', archive_mode: 'on', archive_timeout: '60', archive_command: safeArchiveCommand() },
-      }),
+    const [cluster] = await Promise.all([
+      archivingCluster(fleet, { databases: ['acme_production', 'beta_production'], archiveTimeout: '60' }),
+      // Archiving, but unsafely and into a directory that is not mounted: what pitr check must find.
       fleet.sandbox.startTenant({ name: bad, databases: ['gamma_production'], settings: { archive_mode: 'on', archive_command: 'test ! -f /wal-archive/%f && cp %p /wal-archive/%f' } }),
     ]);
-    const pitr = (dir: string) => ({ pitr: { enabled: true, archive_dir: dir, max_wal_age: '5m' } });
+    ({ pg: good, landing } = cluster);
     const projects: [ProjectSpec, string][] = [
-      [{ project: 'acme', databases: { production: 'acme_production' }, database: pitr(landing) }, good],
-      [{ project: 'beta', databases: { production: 'beta_production' }, database: pitr(landing) }, good],
-      [{ project: 'gamma', databases: { production: 'gamma_production' }, database: pitr(await landingDir(badLanding())) }, bad],
+      [{ project: 'acme', databases: { production: 'acme_production' }, database: pitrOn(landing) }, good],
+      [{ project: 'beta', databases: { production: 'beta_production' }, database: pitrOn(landing) }, good],
+      [{ project: 'gamma', databases: { production: 'gamma_production' }, database: pitrOn(await landingDir(fleet, badLanding())) }, bad],
     ];
     for (const [p, c] of projects) fleet.containerOf.set(p.project, c);
     fleet.projects = projects.map(([p]) => p);
