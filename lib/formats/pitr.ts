@@ -68,6 +68,12 @@ export const BaseBackupMetadata = z.strictObject({
   /** Host clock just before pg_basebackup started, and once it had exited 0. */
   started_at: iso,
   finished_at: iso,
+  /**
+   * The tar's own size (pg_basebackup's output, counted before compression): what the base backup
+   * unpacks to, near enough (the space a recovery needs). Absent in metadata from before it was
+   * recorded: then it is counted by decompressing the tar.
+   */
+  tar_size_bytes: z.number().int().min(0).optional(),
   /** From pg_basebackup -v: the WAL start and end points; consistent once replay passes stop_lsn. */
   start_lsn: LSN,
   stop_lsn: LSN,

@@ -2,10 +2,11 @@
  * A base backup of a cluster (`basebackup`, and `scheduled-backup` when one is due):
  *
  *   container running → the server's version and databases → under the cluster's lock: a fresh id
- *   → pg_basebackup -D - -Ft -X fetch -c fast -v inside the container ─kernel pipe→ zstd on the
- *     host → sha256 + byte count → the Store: _clusters/<container>/base/<id>.tar.zst (atomic)
+ *   → pg_basebackup -D - -Ft -X fetch -c fast -v inside the container → the tar's byte count →
+ *     zstd on the host → sha256 + byte count → the Store: _clusters/<container>/base/<id>.tar.zst
+ *     (atomic)
  *   → its metadata (start/stop LSN and timeline from pg_basebackup -v, times, version,
- *     databases), written last
+ *     databases, the tar's size and the stored object's), written last
  *
  * Promises: the tar is streamed (`-D -`): nothing of the cluster is written inside the container,
  * none of it held in this process. The object ends only once pg_basebackup and zstd exited 0, so
@@ -55,7 +56,10 @@ export async function takeBaseBackup(ctx: Context, c: Cluster, command = 'baseba
     const started = ctx.clock();
     const id = await archive.newBaseId(started);
     const zstd = ctx.runner.spawn(['zstd', `-${BASE_ZSTD_LEVEL}`, '-T0', '-q', '-c'], { what: 'zstd (base backup)', role: 'compress', target: ref(c), signal: ctx.signal });
-    const pb = shell.spawn('pg_basebackup', ['-D', '-', '-Ft', '-X', 'fetch', '-c', 'fast', '-v', '-w', '-U', SUPERUSER], { role: 'dump', stdoutTo: zstd, signal: ctx.signal });
+    const pb = shell.spawn('pg_basebackup', ['-D', '-', '-Ft', '-X', 'fetch', '-c', 'fast', '-v', '-w', '-U', SUPERUSER], { role: 'dump', signal: ctx.signal });
+    // The plaintext tar counted on its way into zstd: what it unpacks to (recover.ts's space check).
+    const plain = hashingTap();
+    pipeline(pb.stdout, plain.stream, zstd.stdin, () => undefined);
     const finished = Promise.all([pb.done, zstd.done]);
     finished.catch(() => undefined);
     const tap = hashingTap(finished);
@@ -83,6 +87,7 @@ export async function takeBaseBackup(ctx: Context, c: Cluster, command = 'baseba
         file: `${id}.tar.zst`,
         size_bytes: saved.size,
         sha256: tap.digest(),
+        tar_size_bytes: plain.bytes(),
         compression: { algorithm: 'zstd', level: BASE_ZSTD_LEVEL },
         started_at: started.toISOString(),
         finished_at: ctx.clock().toISOString(),

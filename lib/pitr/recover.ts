@@ -151,17 +151,14 @@ export async function planRecovery(ctx: Context, c: Cluster, to: Date | 'latest'
 }
 
 /**
- * The space the temporary instance needs in the container's /tmp (the base backup unpacked,
- * counted by decompressing it on the host; the staged WAL twice: the staged copy and the one
+ * The space the temporary instance needs in the container's /tmp (the base backup unpacked: its
+ * metadata's tar_size_bytes, or for metadata from before it was recorded, counted by
+ * decompressing the tar on the host; the staged WAL twice: the staged copy and the one
  * restore_command puts in pg_wal; 64 MiB of room), against what `df` says is free there.
  * Refused (exit 2) when short, before anything is created. Read-only.
  */
 export async function checkRecoverySpace(ctx: Context, c: Cluster, plan: RecoveryPlan): Promise<{ needed: number; available: number }> {
-  const archive = archiveOf(ctx, c);
-  const count = ctx.runner.spawn(['zstd', '-dc', '--', archive.store.pathOf!(archive.baseKey(plan.base.id))], { what: 'zstd -d (base backup size)', role: 'decompress', target: ref(c), signal: ctx.signal });
-  let unpacked = 0;
-  for await (const chunk of count.stdout as AsyncIterable<Buffer>) unpacked += chunk.length;
-  await count.done;
+  const unpacked = plan.base.tar_size_bytes ?? (await countUnpacked(ctx, c, plan.base));
   const wal = plan.wal.reduce((n, r) => n + r.size_bytes, 0);
   const needed = unpacked + 2 * wal + (64 << 20);
   const df = ctx.containers.command(['exec', c.container, 'df', '-Pk', '/tmp'], ref(c));
@@ -171,6 +168,16 @@ export async function checkRecoverySpace(ctx: Context, c: Cluster, plan: Recover
   if (available < needed)
     throw new RecoveryRefused(`${c.container}: /tmp has ${humanSize(available)} free; the temporary instance needs ${humanSize(needed)} (base backup ${plan.base.id} unpacked ${humanSize(unpacked)}, WAL ${humanSize(wal)} staged and replayed, 64 MiB of room): free space there first; nothing was started`, c);
   return { needed, available };
+}
+
+/** A base backup's tar size counted by decompressing it (metadata from before tar_size_bytes). */
+async function countUnpacked(ctx: Context, c: Cluster, base: BaseBackupMetadata): Promise<number> {
+  const archive = archiveOf(ctx, c);
+  const count = ctx.runner.spawn(['zstd', '-dc', '--', archive.store.pathOf!(archive.baseKey(base.id))], { what: 'zstd -d (base backup size)', role: 'decompress', target: ref(c), signal: ctx.signal });
+  let unpacked = 0;
+  for await (const chunk of count.stdout as AsyncIterable<Buffer>) unpacked += chunk.length;
+  await count.done;
+  return unpacked;
 }
 
 export interface Recovered {
