@@ -224,7 +224,9 @@ export async function uploadObject(runner: Runner, bucket: S3Store, key: string,
     const s = stored.result();
     return { sha256: s.sha256, bytes: s.bytes, verifiedBy: await confirm(bucket, key, s, o) };
   } catch (e) {
+    // Stop what feeds the upload: the file, and age with its input (it would wait on it forever).
     source.destroy();
+    if (!plain.stream.destroyed) plain.stream.destroy(new Error('the upload ended'));
     if (saved) await bucket.remove(key).catch(() => undefined);
     throw e;
   }
